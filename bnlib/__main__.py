@@ -1,0 +1,179 @@
+"""Command line: ``python -m bnlib run|list|plot|data|bench``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _add_protocol_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default=None,
+                        help="smoke | book | article (default: $BNLIB_PROFILE or book)")
+    parser.add_argument("--epochs", type=int, help="override the profile's epochs")
+    parser.add_argument("--eval-every", type=int, help="steps between test evaluations")
+    parser.add_argument("--steps-per-epoch", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--train-size", type=int, help="use the first N (balanced)")
+    parser.add_argument("--test-size", type=int)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--bn-position", choices=("after_relu", "before_relu"))
+    parser.add_argument("--seeds", type=int, help="number of seeds (0..N-1)")
+
+
+def _protocol(args):
+    from .experiment import get_profile
+
+    return get_profile(args.profile, epochs=args.epochs, eval_every=args.eval_every,
+                       steps_per_epoch=args.steps_per_epoch,
+                       batch_size=args.batch_size, train_size=args.train_size,
+                       test_size=args.test_size, learning_rate=args.learning_rate,
+                       bn_position=args.bn_position, seeds=args.seeds)
+
+
+def cmd_run(args) -> int:
+    from .data import load_cifar10
+    from .experiment import run_grid
+
+    protocol = _protocol(args)
+    run_ids = _parse_ids(args.runs)
+    data = None
+    if args.workers <= 1:
+        data = load_cifar10(args.data)
+        print(data.provenance.describe(), flush=True)
+    else:  # workers load it themselves (from the cache); check it once here
+        print(load_cifar10(args.data).provenance.describe(), flush=True)
+    results = run_grid(protocol, source=args.data, run_ids=run_ids,
+                       results_dir=args.results_dir, workers=args.workers,
+                       threads=args.threads, jit_compile=args.jit, data=data,
+                       bn_kernel=args.bn_kernel)
+    diverged = [r for r in results if r["status"] == "diverged"]
+    print(f"{len(results)} result(s) in {Path(args.results_dir or 'results/' + protocol.profile)}"
+          + (f"; {len(diverged)} diverged" if diverged else ""))
+    return 0
+
+
+def _parse_ids(text):
+    if not text:
+        return None
+    ids = []
+    for part in text.split(","):
+        if "-" in part:
+            low, high = part.split("-")
+            ids.extend(range(int(low), int(high) + 1))
+        else:
+            ids.append(int(part))
+    return ids
+
+
+def cmd_list(args) -> int:
+    from .experiment import GRID, PROFILES, load_results
+
+    print("id  dropout  BN conv  BN dense  label")
+    for run in GRID:
+        print(f"{run.run_id:2d}  {run.dropout:7.1f}  {str(run.bn_conv):7s}  "
+              f"{str(run.bn_dense):8s}  {run.label}")
+    print("\nprofiles: " + "; ".join(
+        f"{p.profile} ({p.epochs} epochs x {p.steps_per_epoch} steps, eval every "
+        f"{p.eval_every}, {p.seeds} seed(s))" for p in PROFILES.values()))
+    if args.results_dir:
+        for result in load_results(args.results_dir, complete_only=False):
+            acc = result["curve"][-1][4] if result["curve"] else float("nan")
+            print(f"run {result['run_id']:2d} seed {result['seed']}: "
+                  f"{result['status']:9s} epochs {result['epochs_done']:3d}  "
+                  f"test acc {acc:.4f}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .experiment import load_results
+    from .plots import save_article_figures
+
+    results = load_results(args.results_dir)
+    if not results:
+        raise SystemExit(f"error: no finished results in {args.results_dir}")
+    for path in save_article_figures(results, args.out):
+        print(path)
+    return 0
+
+
+def cmd_data(args) -> int:
+    from .data import load_cifar10
+
+    data = load_cifar10(args.data)
+    print(data.provenance.describe())
+    print(f"sha256: {data.provenance.sha256}")
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        array = getattr(data, name)
+        print(f"{name}: {array.dtype} {array.shape}")
+    print("train channel means:", data.x_train.mean(axis=(0, 1, 2)).round(2).tolist())
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import main as bench_main
+
+    return bench_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bnlib", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train the 12-run grid (resumes, skips finished)")
+    _add_protocol_flags(run)
+    run.add_argument("--runs", help="run ids, e.g. 0,3,9-11 (default: all 12)")
+    run.add_argument("--data", help="CIFAR-10 source: path, keras or synthetic "
+                                    "(default: $BNLIB_DATA, else keras download)")
+    run.add_argument("--results-dir", help="default: results/<profile>")
+    run.add_argument("--workers", type=int, default=1,
+                     help="parallel worker processes (2 on a 2-core CPU is fastest)")
+    run.add_argument("--threads", type=int, help="TF threads per worker "
+                                                  "(default: cores / workers)")
+    run.add_argument("--bn-kernel", choices=("fused", "keras"), default="fused")
+    run.add_argument("--jit", action="store_true", help="XLA-compile the step "
+                                                         "(slower on this CPU)")
+    run.set_defaults(func=cmd_run)
+
+    lst = sub.add_parser("list", help="the grid, the profiles, and results if given")
+    lst.add_argument("--results-dir")
+    lst.set_defaults(func=cmd_list)
+
+    plot = sub.add_parser("plot", help="the article's figures from result JSONs")
+    plot.add_argument("--results-dir", default="results/book")
+    plot.add_argument("--out", default="book/figures")
+    plot.set_defaults(func=cmd_plot)
+
+    data = sub.add_parser("data", help="load (and cache) CIFAR-10, print provenance")
+    data.add_argument("--data", help="path, keras or synthetic")
+    data.set_defaults(func=cmd_data)
+
+    bench = sub.add_parser("bench", help="images/s: TF1 loop vs Keras fit vs bnlib")
+    bench.add_argument("--data", help="CIFAR-10 source (default: $BNLIB_DATA)")
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
+    bench.add_argument("--out", default="results/bench/bench.json")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import DataError
+
+    try:
+        return args.func(args)
+    except (DataError, ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished epochs are saved; rerun the same command to "
+              "resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
