@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="parallel worker processes (2 on a 2-core CPU is fastest)")
     run.add_argument("--threads", type=int, help="TF threads per worker "
                                                   "(default: cores / workers)")
-    run.add_argument("--bn-kernel", choices=("fused", "keras"), default="fused")
+    run.add_argument("--bn-kernel", choices=("fused", "keras", "manual"),
+                     default="fused", help="BN implementation (same function)")
     run.add_argument("--jit", action="store_true", help="XLA-compile the step "
                                                          "(slower on this CPU)")
     run.set_defaults(func=cmd_run)

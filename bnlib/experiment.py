@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 SCHEMA_VERSION = 1
-BN_KERNELS = ("fused", "keras")
+BN_KERNELS = ("fused", "keras", "manual")
 RESULTS_ROOT = Path("results")
 
 
@@ -345,7 +345,8 @@ def run_one(run_id: int, seed: int, protocol: Protocol, data, *,
     Returns the result dict (also written to ``result_path``). ``progress`` is
     called as ``progress(step, total_steps, latest_test_acc)``. ``bn_kernel`` is
     ``"fused"`` (bnlib's layer on the fused kernel: same function, faster on a
-    CPU) or ``"keras"`` (the stock ``keras.layers.BatchNormalization``).
+    CPU), ``"keras"`` (the stock ``keras.layers.BatchNormalization``) or
+    ``"manual"`` (:class:`bnlib.layers.ManualBatchNorm` on ``tf.nn``).
     """
     import keras
 
@@ -370,7 +371,8 @@ def run_one(run_id: int, seed: int, protocol: Protocol, data, *,
 
     x_train, y_train, x_test, y_test = subset(data, protocol)
     keras.utils.set_random_seed(seed)
-    make_bn = layers.fused_batch_norm if bn_kernel == "fused" else models.keras_batch_norm
+    make_bn = {"fused": layers.fused_batch_norm, "keras": models.keras_batch_norm,
+               "manual": layers.manual_batch_norm}[bn_kernel]
     model = models.build_cnn(
         config.bn_conv, config.bn_dense, config.dropout,
         bn_position=protocol.bn_position, seed=seed,

@@ -89,3 +89,9 @@ def fused_batch_norm(name: str, momentum: float = BN_MOMENTUM,
                      epsilon: float = BN_EPSILON) -> ManualBatchNorm:
     """The runner's layer: the manual layer with the fused kernel for conv inputs."""
     return ManualBatchNorm(momentum=momentum, epsilon=epsilon, fused=True, name=name)
+
+
+def manual_batch_norm(name: str, momentum: float = BN_MOMENTUM,
+                      epsilon: float = BN_EPSILON) -> ManualBatchNorm:
+    """The manual layer on ``tf.nn`` only (notebook 02's layer)."""
+    return ManualBatchNorm(momentum=momentum, epsilon=epsilon, name=name)

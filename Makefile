@@ -1,0 +1,65 @@
+# Two entry points (see README.md):  make book  |  make test
+# Each sets up .venv first (idempotent: skipped when pyproject.toml is unchanged).
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SHARED_DATA := $(abspath ../shared/data/cifar10-jpeg.tar.gz)
+# The offline copy beside this checkout is used when BNLIB_DATA is not set;
+# elsewhere set BNLIB_DATA yourself (or leave it unset to download via Keras).
+export BNLIB_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: setup book test test-unit test-notebooks check-sync lab smoke bench run-book plot clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+# The main job: build the book from the committed notebook outputs (no training).
+book: setup
+	JUPYTER_BOOK=$(BIN)/jupyter-book bash book/build.sh
+
+# Everything CI checks.
+test: setup check-sync
+	bash tests/install_browser.sh
+	$(BIN)/python -m pytest -q tests
+	$(MAKE) test-notebooks
+
+test-unit: setup
+	$(BIN)/python -m pytest -q tests -m "not slow"
+
+test-notebooks: setup
+	BNLIB_PROFILE=smoke $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax \
+	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
+
+# Notebook pairs (.ipynb + .md) must be in sync: regenerate and fail on a diff.
+check-sync: setup
+	$(BIN)/jupytext --sync notebooks/*.ipynb >/dev/null
+	git diff --exit-code -- notebooks/ || { echo "error: notebooks/ pairs out of sync: run '$(BIN)/jupytext --sync notebooks/*.ipynb' and commit"; exit 1; }
+
+lab: setup
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+smoke: setup
+	$(BIN)/python -m bnlib run --profile smoke --results-dir results/smoke
+
+run-book: setup
+	$(BIN)/python -m bnlib run --profile book --workers 2
+
+plot: setup
+	$(BIN)/python -m bnlib plot --results-dir results/book --out book/figures
+
+bench: setup
+	$(BIN)/python -m bnlib bench
+
+clean:
+	rm -rf book/_build

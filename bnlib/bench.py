@@ -1,0 +1,334 @@
+"""``python -m bnlib bench``: training speed of three loops, side by side.
+
+Contenders, timed alternately in one process on the same data, after warm-up:
+
+(a) the article's TF1 loop: graph mode, ``feed_dict``, ``tf.compat.v1.layers``
+    (through ``tf-keras``) — :class:`bnlib.tf1.TF1Trainer`;
+(b) plain Keras 3: ``model.compile`` + ``model.fit`` on NumPy float32 arrays;
+(c) bnlib's runner: :class:`bnlib.experiment.Trainer` (compiled step, uint8 data
+    in memory, the fused BN kernel).
+
+Also measured: inference images/s, the fp32 matmul peak of this machine, and the
+whole grid's throughput with one single-threaded worker per core. FLOPs are
+counted as multiply-adds x 2 of the convolutions and dense layers only:
+forward 39.5 MFLOP per image; a training step is forward + weight gradients +
+input gradients (none for the first conv), 113.7 MFLOP per image.
+"""
+
+from __future__ import annotations
+
+import os
+
+# tf.compat.v1.layers (contender a) needs tf-keras; set before TF is imported.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import datetime as _dt  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+# multiply-accumulates per image of each layer (forward)
+LAYER_MACS = {
+    "conv1": 32 * 32 * 32 * 5 * 5 * 3,
+    "conv2": 16 * 16 * 64 * 5 * 5 * 32,
+    "dense1": 4096 * 1024,
+    "logits": 1024 * 10,
+}
+FORWARD_FLOPS = 2 * sum(LAYER_MACS.values())
+TRAIN_FLOPS = 3 * FORWARD_FLOPS - 2 * LAYER_MACS["conv1"]  # no input grad for conv1
+BENCH_CONFIGS = (0, 11)
+
+
+# --------------------------------------------------------------------------- keras
+def build_keras_fit_model(run_config, protocol, seed: int):
+    """The plain Keras 3 way: stock BN layer, compile with Adam, fit on arrays."""
+    import keras
+
+    from . import models
+
+    keras.utils.set_random_seed(seed)
+    model = models.build_cnn(run_config.bn_conv, run_config.bn_dense,
+                             run_config.dropout, bn_position=protocol.bn_position,
+                             seed=seed)
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            learning_rate=protocol.learning_rate, beta_1=protocol.adam_beta_1,
+            beta_2=protocol.adam_beta_2, epsilon=protocol.adam_epsilon),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"])
+    return model
+
+
+def keras_fit_curve(run_config, protocol, data, seed: int) -> list[list[float]]:
+    """A plain-Keras reference curve: ``model.fit`` on the runner's batch order.
+
+    Same initial weights (same seed), same minibatches in the same order
+    (``Trainer.epoch_order``), evaluated at the same steps; only the training
+    loop differs. Returns ``[step, epoch, train_loss, train_acc, test_acc]``.
+    """
+    from .experiment import Trainer, subset
+
+    x_train, y_train, x_test, y_test = subset(data, protocol)
+    model = build_keras_fit_model(run_config, protocol, seed)
+    orderer = Trainer.__new__(Trainer)  # only for epoch_order
+    orderer.protocol, orderer.num_train = protocol, len(x_train)
+    x_test_float = x_test.astype(np.float32)
+    curve, step = [], 0
+    for epoch in range(protocol.epochs):
+        order = orderer.epoch_order(seed, epoch)
+        for start in range(0, len(order), protocol.eval_every * protocol.batch_size):
+            chunk = order[start:start + protocol.eval_every * protocol.batch_size]
+            history = model.fit(x_train[chunk].astype(np.float32), y_train[chunk],
+                                batch_size=protocol.batch_size, epochs=1,
+                                shuffle=False, verbose=0)
+            step += len(chunk) // protocol.batch_size
+            _, test_acc = model.evaluate(x_test_float, y_test, batch_size=1000,
+                                         verbose=0)
+            curve.append([step, step / protocol.steps_per_epoch,
+                          history.history["loss"][-1],
+                          history.history["accuracy"][-1], float(test_acc)])
+    return curve
+
+
+# --------------------------------------------------------------------------- timing
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> dict:
+    """fp32 matmul throughput of TensorFlow on this machine (all threads)."""
+    import tensorflow as tf
+
+    a = tf.random.normal((size, size))
+    b = tf.random.normal((size, size))
+
+    @tf.function
+    def chain(a, b):
+        c = a
+        for _ in range(8):
+            c = tf.matmul(c, b) * 1e-3
+        return c
+
+    chain(a, b).numpy()
+    rates = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        chain(a, b).numpy()
+        rates.append(8 * 2 * size**3 / (time.perf_counter() - tic) / 1e9)
+    return {"size": size, "min": min(rates), "median": statistics.median(rates),
+            "max": max(rates)}
+
+
+class _Contender:
+    def __init__(self, name, step_fn, batch, warmup: int = 5):
+        self.name, self.step_fn, self.batch = name, step_fn, batch
+        for _ in range(warmup):
+            step_fn()
+        self.rates = []
+
+    def time(self, steps: int) -> None:
+        tic = time.perf_counter()
+        for _ in range(steps):
+            self.step_fn()
+        self.rates.append(steps * self.batch / (time.perf_counter() - tic))
+
+    def summary(self) -> dict:
+        return {"min": min(self.rates), "median": statistics.median(self.rates),
+                "max": max(self.rates), "repeats": self.rates}
+
+
+def _contenders(run_config, protocol, data, seed: int, steps: int):
+    from .experiment import Trainer, subset
+    from .layers import fused_batch_norm
+    from .models import build_cnn
+    from .tf1 import TF1Trainer
+    import keras
+
+    x_train, y_train, x_test, y_test = subset(data, protocol)
+    batch = protocol.batch_size
+    order = np.random.default_rng(seed).permutation(len(x_train)).astype(np.int32)
+    indices = [order[i * batch:(i + 1) * batch] for i in range(len(order) // batch)]
+    cursor = {"a": 0, "c": 0}
+
+    def next_index(key):
+        cursor[key] = (cursor[key] + 1) % len(indices)
+        return indices[cursor[key]]
+
+    tf1 = TF1Trainer(run_config, protocol, x_train, y_train, x_test, y_test, seed=seed)
+
+    keras_model = build_keras_fit_model(run_config, protocol, seed)
+    chunk = steps * batch
+    x_fit = x_train[:chunk].astype(np.float32)
+    y_fit = y_train[:chunk]
+
+    keras.utils.set_random_seed(seed)
+    model = build_cnn(run_config.bn_conv, run_config.bn_dense, run_config.dropout,
+                      seed=seed, bn_layer=fused_batch_norm)
+    ours = Trainer(model, protocol, x_train, y_train, x_test, y_test)
+
+    contenders = {
+        "a_tf1_feed_dict": _Contender("a", lambda: tf1.train_step(next_index("a")), batch),
+        "b_keras_fit": _FitContender(keras_model, x_fit, y_fit, batch),
+        "c_bnlib": _Contender("c", lambda: float(ours.train_step(next_index("c"))[0]),
+                              batch),
+    }
+    return contenders, ours, tf1
+
+
+class _FitContender(_Contender):
+    """``model.fit`` times a whole call over ``steps`` batches of NumPy data."""
+
+    def __init__(self, model, x, y, batch):
+        self.model, self.x, self.y = model, x, y
+        super().__init__("b", self._fit, batch, warmup=1)
+
+    def _fit(self):
+        self.model.fit(self.x, self.y, batch_size=self.batch, epochs=1,
+                       shuffle=True, verbose=0)
+
+    def time(self, steps: int) -> None:
+        tic = time.perf_counter()
+        self._fit()
+        self.rates.append(len(self.x) / (time.perf_counter() - tic))
+
+
+def _grid_worker(run_id, protocol, source, steps, barrier, queue):
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    from .experiment import Trainer, configure_threads, get_run
+    from .data import load_cifar10
+
+    configure_threads(1)
+    import keras
+
+    from .layers import fused_batch_norm
+    from .models import build_cnn
+
+    data = load_cifar10(source)
+    config = get_run(run_id)
+    keras.utils.set_random_seed(run_id)
+    model = build_cnn(config.bn_conv, config.bn_dense, config.dropout,
+                      bn_layer=fused_batch_norm)
+    trainer = Trainer(model, protocol, data.x_train, data.y_train, data.x_test,
+                      data.y_test)
+    order = trainer.epoch_order(0, 0)
+    batch = protocol.batch_size
+    for i in range(5):
+        trainer.train_step(order[i * batch:(i + 1) * batch])
+    barrier.wait()
+    tic = time.perf_counter()
+    for i in range(steps):
+        float(trainer.train_step(order[i * batch:(i + 1) * batch])[0])
+    queue.put(steps * batch / (time.perf_counter() - tic))
+
+
+def grid_throughput(run_id: int, protocol, source, steps: int, workers: int = 2
+                    ) -> float:
+    """Total training images/s of ``workers`` single-threaded processes at once."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(workers), ctx.Queue()
+    procs = [ctx.Process(target=_grid_worker,
+                         args=(run_id, protocol, source, steps, barrier, queue))
+             for _ in range(workers)]
+    for proc in procs:
+        proc.start()
+    rates = [queue.get(timeout=1800) for _ in procs]
+    for proc in procs:
+        proc.join()
+    return sum(rates)
+
+
+# --------------------------------------------------------------------------- main
+def run_bench(source=None, repeats: int = 5, steps: int = 20, seed: int = 0,
+              grid_workers: int = 2) -> dict:
+    from tqdm.auto import tqdm
+
+    from .data import load_cifar10
+    from .experiment import configure_threads, cpu_name, environment_record, get_profile, get_run
+
+    threads = os.cpu_count() or 1
+    configure_threads(threads)
+    data = load_cifar10(source)
+    protocol = get_profile("book")
+    report = {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_name(),
+        "data": data.provenance.to_dict(),
+        "environment": environment_record(threads, 1),
+        "flops_per_image": {"forward": FORWARD_FLOPS, "train": TRAIN_FLOPS,
+                            "counting": "2 x multiply-adds of conv and dense layers; "
+                                        "train = forward + weight grads + input "
+                                        "grads (none for conv1)"},
+        "repeats": repeats, "steps_per_repeat": steps, "batch_size": protocol.batch_size,
+        "matmul_peak_gflops": matmul_peak_gflops(),
+        "configs": {},
+    }
+    peak = report["matmul_peak_gflops"]["median"]
+    for run_id in BENCH_CONFIGS:
+        config = get_run(run_id)
+        contenders, ours, tf1 = _contenders(config, protocol, data, seed, steps)
+        for _ in tqdm(range(repeats), desc=f"bench config {run_id}", unit="repeat"):
+            for contender in contenders.values():  # alternate a, b, c
+                contender.time(steps)
+        tic = time.perf_counter()
+        ours.evaluate()
+        inference = len(ours.x_test) / (time.perf_counter() - tic)
+        tf1.close()
+        entry = {"label": config.label,
+                 **{name: c.summary() for name, c in contenders.items()},
+                 "c_bnlib_inference": inference}
+        entry["ratio_c_over_a"] = entry["c_bnlib"]["median"] / entry["a_tf1_feed_dict"]["median"]
+        entry["ratio_c_over_b"] = entry["c_bnlib"]["median"] / entry["b_keras_fit"]["median"]
+        entry["c_fraction_of_peak"] = entry["c_bnlib"]["median"] * TRAIN_FLOPS / 1e9 / peak
+        report["configs"][str(run_id)] = entry
+    c0, c11 = (report["configs"][str(i)]["c_bnlib"]["median"] for i in BENCH_CONFIGS)
+    report["bn_overhead_config11_over_config0"] = c0 / c11
+    grid = {str(run_id): grid_throughput(run_id, protocol, source, steps * repeats,
+                                         grid_workers)
+            for run_id in BENCH_CONFIGS}
+    report["grid"] = {"workers": grid_workers, "threads_per_worker": 1,
+                      "images_per_second": grid,
+                      "fraction_of_peak": {k: v * TRAIN_FLOPS / 1e9 / peak
+                                           for k, v in grid.items()}}
+    return report
+
+
+def format_report(report: dict) -> str:
+    lines = [f"bnlib bench — {report['date']} — {report['cpu']}, "
+             f"{report['environment']['cpu_count']} cores, TF "
+             f"{report['environment']['tensorflow']}",
+             f"fp32 matmul peak (median): "
+             f"{report['matmul_peak_gflops']['median']:.0f} GFLOP/s; training "
+             f"{TRAIN_FLOPS / 1e6:.1f} MFLOP/image",
+             "training images/s, min / median / max of "
+             f"{report['repeats']} repeats x {report['steps_per_repeat']} steps:"]
+    for run_id, entry in report["configs"].items():
+        lines.append(f"  config {run_id} ({entry['label']}):")
+        for key, name in (("a_tf1_feed_dict", "(a) TF1 feed_dict"),
+                          ("b_keras_fit", "(b) Keras fit"),
+                          ("c_bnlib", "(c) bnlib")):
+            s = entry[key]
+            lines.append(f"    {name:18s} {s['min']:7.0f} / {s['median']:7.0f} / "
+                         f"{s['max']:7.0f}")
+        lines.append(f"    c/a = {entry['ratio_c_over_a']:.2f}   c/b = "
+                     f"{entry['ratio_c_over_b']:.2f}   inference "
+                     f"{entry['c_bnlib_inference']:.0f} img/s   "
+                     f"{100 * entry['c_fraction_of_peak']:.0f}% of peak")
+    lines.append(f"BN overhead (config 11 step time / config 0): "
+                 f"{report['bn_overhead_config11_over_config0']:.2f}x")
+    grid = report["grid"]
+    for run_id, rate in grid["images_per_second"].items():
+        lines.append(f"grid, {grid['workers']} workers x 1 thread, config {run_id}: "
+                     f"{rate:.0f} img/s = "
+                     f"{100 * grid['fraction_of_peak'][run_id]:.0f}% of peak")
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    from .experiment import write_json_atomic
+
+    report = run_bench(args.data, repeats=args.repeats, steps=args.steps)
+    print(format_report(report))
+    write_json_atomic(Path(args.out), report)
+    print(f"written: {args.out}")
+    return 0

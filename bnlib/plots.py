@@ -1,0 +1,177 @@
+"""The article's five figures and a summary table, from result JSONs.
+
+Every figure shows test accuracy against training step with the y-axis fixed to
+[0.4, 0.8] as in the article: the mean over seeds as a line, the seeds' range
+(min to max) shaded. A figure made from synthetic data says so in its title.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .experiment import GRID
+
+Y_LIMITS = (0.4, 0.8)
+LAST_N_EVALS = 5  # "last-N mean": the mean of the last N test evaluations
+# colours by BN placement, line style by dropout
+COLORS = {(False, False): "tab:gray", (True, False): "tab:blue",
+          (False, True): "tab:orange", (True, True): "tab:green"}
+STYLES = {0.0: "-", 0.2: "--", 0.4: ":"}
+
+ARTICLE_FIGURES = {
+    # file name: (title, run ids)
+    "dropout_only": ("No Batch Normalization: dropout 0, 0.2, 0.4", (0, 1, 2)),
+    "batch_norm": ("Where to put BN, no dropout", (0, 3, 6, 9)),
+    "batch_norm_dropout_2": ("Where to put BN, dropout 0.2", (1, 4, 7, 10)),
+    "batch_norm_dropout_4": ("Where to put BN, dropout 0.4", (2, 5, 8, 11)),
+}
+
+
+def group_by_run(results: list[dict]) -> dict[int, list[dict]]:
+    grouped = defaultdict(list)
+    for result in results:
+        grouped[result["run_id"]].append(result)
+    return dict(sorted(grouped.items()))
+
+
+def seed_band(runs: list[dict]):
+    """Steps, mean, min and max test accuracy over the seeds of one run id."""
+    finished = [r for r in runs if r["status"] == "complete"]
+    length = min(len(r["curve"]) for r in finished)
+    curves = np.array([[p[4] for p in r["curve"][:length]] for r in finished])
+    steps = np.array([p[0] for p in finished[0]["curve"][:length]])
+    return steps, curves.mean(axis=0), curves.min(axis=0), curves.max(axis=0)
+
+
+def _data_tag(results) -> str:
+    kinds = {r["data"]["kind"] for r in results}
+    return " [SYNTHETIC DATA]" if "synthetic" in kinds else ""
+
+
+def plot_runs(ax, grouped: dict[int, list[dict]], run_ids, title: str = "",
+              y_limits=Y_LIMITS) -> None:
+    """Mean test-accuracy curve per run id, the seeds' range shaded.
+
+    ``y_limits=None`` lets matplotlib choose (for the tiny smoke runs, whose
+    accuracies sit below the article's [0.4, 0.8]).
+    """
+    for run_id in run_ids:
+        runs = grouped.get(run_id)
+        if not runs or not any(r["status"] == "complete" for r in runs):
+            continue
+        config = GRID[run_id]
+        steps, mean, low, high = seed_band(runs)
+        seeds = sum(r["status"] == "complete" for r in runs)
+        color = COLORS[(config.bn_conv, config.bn_dense)]
+        ax.plot(steps, mean, STYLES[config.dropout], color=color, lw=1.6,
+                label=f"{run_id}: {config.label} (n={seeds})")
+        ax.fill_between(steps, low, high, color=color, alpha=0.18, lw=0)
+    if y_limits:
+        ax.set_ylim(*y_limits)
+    ax.set_xlabel("training step (batch 128)")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+
+
+def best_run_id(results: list[dict]) -> int:
+    """The run id with the highest mean last-N test accuracy over its seeds."""
+    rows = summary_rows(results)
+    return max(rows, key=lambda row: row["last_n_mean"])["run_id"]
+
+
+def article_figures(results: list[dict], y_limits=Y_LIMITS) -> dict:
+    """name -> matplotlib Figure for the article's five figures."""
+    import matplotlib.pyplot as plt
+
+    grouped = group_by_run(results)
+    tag = _data_tag(results)
+    figures = {}
+    best = best_run_id(results)
+    twin = next(c.run_id for c in GRID if not (c.bn_conv or c.bn_dense)
+                and c.dropout == GRID[best].dropout)  # same dropout, no BN
+    specs = dict(ARTICLE_FIGURES)
+    specs["best"] = (f"Best run ({best}) against its no-BN twin ({twin})", (twin, best))
+    for name in ("dropout_only", "best", "batch_norm", "batch_norm_dropout_2",
+                 "batch_norm_dropout_4"):
+        title, run_ids = specs[name]
+        fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+        plot_runs(ax, grouped, run_ids, title + tag, y_limits)
+        fig.tight_layout()
+        figures[name] = fig
+    return figures
+
+
+def save_article_figures(results: list[dict], out_dir, y_limits=Y_LIMITS
+                         ) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, fig in article_figures(results, y_limits).items():
+        path = out / f"{name}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _mean_std(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1
+                                      else 0.0)
+
+
+def summary_rows(results: list[dict]) -> list[dict]:
+    """Per run id: final, best and last-N-mean test accuracy (mean and std over
+    seeds), training time and images/s."""
+    rows = []
+    for run_id, runs in group_by_run(results).items():
+        done = [r for r in runs if r["status"] == "complete"]
+        if not done:
+            continue
+        final = [r["curve"][-1][4] for r in done]
+        best = [max(p[4] for p in r["curve"]) for r in done]
+        last_n = [statistics.fmean(p[4] for p in r["curve"][-LAST_N_EVALS:])
+                  for r in done]
+        rows.append({
+            "run_id": run_id,
+            "label": GRID[run_id].label,
+            "seeds": len(done),
+            "diverged": sum(r["status"] == "diverged" for r in runs),
+            "final_mean": _mean_std(final)[0], "final_std": _mean_std(final)[1],
+            "best_mean": _mean_std(best)[0], "best_std": _mean_std(best)[1],
+            "last_n_mean": _mean_std(last_n)[0], "last_n_std": _mean_std(last_n)[1],
+            "train_minutes": statistics.fmean(r["timing"]["wall_seconds"]
+                                              for r in done) / 60,
+            "images_per_second": statistics.fmean(
+                r["timing"]["train_images_per_second"] for r in done),
+        })
+    return rows
+
+
+def format_summary(rows: list[dict]) -> str:
+    header = (f"{'id':>2}  {'configuration':28s} {'n':>2}  {'final':>13}  "
+              f"{'best':>13}  {f'last-{LAST_N_EVALS} mean':>13}  {'min/run':>7}  "
+              f"{'img/s':>6}")
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(
+            f"{row['run_id']:2d}  {row['label']:28s} {row['seeds']:2d}  "
+            f"{row['final_mean']:.3f} ± {row['final_std']:.3f}  "
+            f"{row['best_mean']:.3f} ± {row['best_std']:.3f}  "
+            f"{row['last_n_mean']:.3f} ± {row['last_n_std']:.3f}  "
+            f"{row['train_minutes']:7.1f}  {row['images_per_second']:6.0f}")
+    return "\n".join(lines)
