@@ -47,7 +47,7 @@ check-sync: setup
 	git diff --exit-code -- notebooks/ || { echo "error: notebooks/ pairs out of sync: run '$(BIN)/jupytext --sync notebooks/*.ipynb' and commit"; exit 1; }
 
 lab: setup
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 smoke: setup
 	$(BIN)/python -m bnlib run --profile smoke --results-dir results/smoke

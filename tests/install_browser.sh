@@ -22,4 +22,4 @@ fi
 echo "install_browser.sh: installing chromium + chromium-driver with apt-get" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
-apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-dejavu-core
+apt-get install -y -q --no-install-recommends chromium chromium-driver

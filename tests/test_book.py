@@ -1,0 +1,481 @@
+"""The rendered book, as a reader gets it.
+
+Builds the book exactly like ``make book`` (``book/build.sh``: strict, from the
+committed notebook outputs), then opens every page of ``book/_toc.yml`` from disk
+(``file://``) in headless Chromium, driven through the Chrome DevTools Protocol
+(``websocket-client``; no WebDriver needed), and checks what a reader would see:
+
+* every page loads, has one title and no JavaScript errors;
+* its equations are typeset by MathJax (``mjx-container``, no raw ``$$``);
+* its figures load (``naturalWidth > 0``);
+* the navigation (sidebar and "next" links) reaches every chapter in order;
+* no request leaves the machine (only ``file:``/``data:``/``blob:``/localhost).
+
+Screenshots of the introduction and of the experiment chapter are written to
+``book/_build/screenshots/``. A second test injects broken references into a
+copy of the sources and checks that the strict build fails.
+
+Chromium: Debian's ``chromium`` (``bash tests/install_browser.sh`` installs it
+when run as root). Without a browser on PATH the browser tests are skipped,
+unless ``$CI`` is set, in which case they fail.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "book" / "_build"
+HTML = BUILD / "html"
+SCREENSHOTS = BUILD / "screenshots"
+BUILD_SCRIPT = ROOT / "book" / "build.sh"
+JUPYTER_BOOK = Path(sys.executable).with_name("jupyter-book")
+
+# Pages whose screenshot is written to book/_build/screenshots/<stem>.png.
+SCREENSHOT_PAGES = {"book/intro": "intro", "notebooks/04_experiment": "04_experiment"}
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",  # small /dev/shm in CI containers
+    "--no-default-browser-check",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication",
+    "--metrics-recording-only",
+    "--safebrowsing-disable-auto-update",
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--window-size=1280,900",
+]
+LOCAL_SCHEMES = {"file", "data", "blob", "about", "chrome", "devtools", "chrome-extension"}
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def toc_docnames(toc_path: Path = ROOT / "book" / "_toc.yml") -> list[str]:
+    """Document names in reading order: the root, then every ``file:`` entry."""
+    toc = yaml.safe_load(toc_path.read_text(encoding="utf-8"))
+    names = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                names.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk({k: v for k, v in toc.items() if k != "root"})
+    return [re.sub(r"\.(md|ipynb)$", "", n) for n in names]
+
+
+DOCNAMES = toc_docnames()
+
+
+def page_url(docname: str) -> str:
+    return (HTML / f"{docname}.html").as_uri()
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def find_chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def run_build(root: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, JUPYTER_BOOK=str(JUPYTER_BOOK), NO_COLOR="1")
+    return subprocess.run(["bash", str(root / "book" / "build.sh")], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=1800)
+
+
+# --------------------------------------------------------------------------- CDP
+class CDPError(RuntimeError):
+    pass
+
+
+class Browser:
+    """Headless Chromium with one page, driven over the DevTools websocket."""
+
+    def __init__(self, executable: str, profile_dir: Path):
+        import websocket  # websocket-client
+
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = profile_dir.parent / "chromium.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}",
+             "--remote-debugging-port=0", "about:blank"],
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        port_file = profile_dir / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise CDPError(f"chromium did not start; see {self.log_path}:\n"
+                               + self.log_path.read_text(errors="replace")[-3000:])
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        targets = json.loads(opener.open(f"http://127.0.0.1:{port}/json/list", timeout=30).read())
+        page = next(t for t in targets if t.get("type") == "page")
+        self.ws = websocket.create_connection(
+            page["webSocketDebuggerUrl"], timeout=120, suppress_origin=True,
+            http_no_proxy=["127.0.0.1", "localhost"])
+        self._next_id = 0
+        self.events: list[dict] = []
+        for domain in ("Page", "Network", "Runtime", "Log"):
+            self.call(f"{domain}.enable")
+        self.call("Network.setCacheDisabled", cacheDisabled=True)
+
+    # -- protocol
+    def _receive(self) -> dict:
+        message = json.loads(self.ws.recv())
+        if "method" in message:
+            self.events.append(message)
+        return message
+
+    def call(self, method: str, **params):
+        self._next_id += 1
+        call_id = self._next_id
+        self.ws.send(json.dumps({"id": call_id, "method": method, "params": params}))
+        while True:
+            message = self._receive()
+            if message.get("id") == call_id:
+                if "error" in message:
+                    raise CDPError(f"{method}: {message['error']}")
+                return message.get("result", {})
+
+    def evaluate(self, expression: str, await_promise: bool = True):
+        result = self.call("Runtime.evaluate", expression=expression,
+                           awaitPromise=await_promise, returnByValue=True)
+        if "exceptionDetails" in result:
+            details = result["exceptionDetails"]
+            text = details.get("exception", {}).get("description") or details.get("text")
+            raise CDPError(f"JavaScript error: {text}")
+        return result["result"].get("value")
+
+    # -- pages
+    def load(self, url: str, expect: str | None = None, timeout: float = 90) -> None:
+        """Navigate and wait until the page (or ``expect`` after redirects) is
+        complete, MathJax has typeset it, its fonts and its images are loaded."""
+        self.events.clear()
+        self.call("Page.navigate", url=url)
+        expect = expect or url
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                href, state = self.evaluate("[location.href, document.readyState]")
+                if state == "complete" and href.split("#")[0] == expect:
+                    break
+            except CDPError:
+                pass  # the execution context is being replaced by the navigation
+            if time.monotonic() > deadline:
+                raise CDPError(f"timed out loading {url}")
+            time.sleep(0.1)
+        self.evaluate(f"""(async () => {{
+            const deadline = Date.now() + {int(timeout * 1000)};
+            const sleep = ms => new Promise(r => setTimeout(r, ms));
+            if (document.querySelector('script[src*="mathjax"]')) {{
+                while (!(window.MathJax && MathJax.startup && MathJax.startup.promise)
+                       && Date.now() < deadline) await sleep(100);
+                if (window.MathJax && MathJax.startup && MathJax.startup.promise)
+                    await MathJax.startup.promise;
+            }}
+            const images = Array.from(document.images);
+            images.forEach(img => {{ img.loading = 'eager'; }});
+            await Promise.all(images.map(img => img.complete ? null : new Promise(r => {{
+                img.addEventListener('load', r); img.addEventListener('error', r);
+            }})));
+            await document.fonts.ready;
+            return true;
+        }})()""")
+        time.sleep(0.5)  # let late requests (fonts, lazy scripts) show up as events
+        self.call("Runtime.evaluate", expression="0")  # drain queued events
+
+    def report(self) -> dict:
+        """What the current page shows, measured in the browser."""
+        return self.evaluate(r"""(() => {
+            const main = document.querySelector('main') || document.body;
+            const article = main.querySelector('article') || main;
+            const maths = Array.from(article.querySelectorAll('.math'));
+            const text = (() => {
+                const c = article.cloneNode(true);
+                c.querySelectorAll('pre, code, script, style, .highlight, mjx-container, .cell_output')
+                 .forEach(e => e.remove());
+                return c.textContent;
+            })();
+            const nav = Array.from(document.querySelectorAll('nav.bd-docs-nav a.reference.internal'))
+                             .map(a => a.href.split('#')[0]);
+            const next = document.querySelector('a.right-next');
+            return {
+                href: location.href.split('#')[0],
+                title: document.title,
+                h1: Array.from(article.querySelectorAll('h1')).map(h => h.textContent.trim()),
+                math_elements: maths.length,
+                math_untypeset: maths.filter(e => !e.querySelector('mjx-container'))
+                                     .map(e => e.textContent.trim().slice(0, 80)),
+                mjx_containers: article.querySelectorAll('mjx-container').length,
+                mjx_errors: Array.from(article.querySelectorAll('mjx-merror'))
+                                 .map(e => e.getAttribute('data-mjx-error') || e.textContent),
+                raw_dollars: text.includes('$$'),
+                raw_delimiters: /\\\(|\\\[/.test(text),
+                images: Array.from(document.images).map(i => ({
+                    src: i.currentSrc || i.src, ok: i.complete && i.naturalWidth > 0,
+                    width: i.naturalWidth})),
+                nav: nav,
+                next: next ? next.href.split('#')[0] : null,
+            };
+        })()""")
+
+    def requests(self) -> list[str]:
+        return [e["params"]["request"]["url"] for e in self.events
+                if e["method"] == "Network.requestWillBeSent"]
+
+    def failed_requests(self) -> list[str]:
+        urls = {e["params"]["requestId"]: e["params"]["request"]["url"] for e in self.events
+                if e["method"] == "Network.requestWillBeSent"}
+        return [f"{urls.get(e['params']['requestId'], '?')}: {e['params'].get('errorText')}"
+                for e in self.events if e["method"] == "Network.loadingFailed"
+                and not e["params"].get("canceled")]
+
+    def js_errors(self) -> list[str]:
+        errors = []
+        for e in self.events:
+            if e["method"] == "Runtime.exceptionThrown":
+                d = e["params"]["exceptionDetails"]
+                errors.append(d.get("exception", {}).get("description") or d.get("text"))
+            elif e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error":
+                errors.append(f"{e['params']['entry'].get('url', '')}: "
+                              f"{e['params']['entry']['text']}")
+        return errors
+
+    def screenshot(self, path: Path, max_height: int = 12000) -> None:
+        metrics = self.call("Page.getLayoutMetrics")
+        size = metrics.get("cssContentSize") or metrics["contentSize"]
+        clip = {"x": 0, "y": 0, "width": size["width"],
+                "height": min(size["height"], max_height), "scale": 1}
+        shot = self.call("Page.captureScreenshot", format="png", clip=clip,
+                         captureBeyondViewport=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except Exception:
+            pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)  # our own process group only
+                self.proc.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self._log.close()
+
+
+def is_local(url: str) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in LOCAL_SCHEMES:
+        return True
+    return parts.scheme in ("http", "https", "ws", "wss") and parts.hostname in LOCAL_HOSTS
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def built_book() -> Path:
+    """Build the book like ``make book`` (strict, no execution)."""
+    result = run_build(ROOT)
+    if result.returncode != 0:
+        pytest.fail("book build failed (strict: warnings are errors):\n"
+                    + (result.stdout + result.stderr)[-8000:])
+    assert (HTML / "index.html").is_file()
+    return HTML
+
+
+@pytest.fixture(scope="module")
+def browser(built_book, tmp_path_factory):
+    executable = find_chromium()
+    if executable is None:
+        reason = ("no chromium on PATH: run `sudo bash tests/install_browser.sh` "
+                  "(apt-get install chromium chromium-driver)")
+        if in_ci():
+            pytest.fail(reason + " -- CI is set, so this is a failure, not a skip")
+        pytest.skip(reason)
+    b = Browser(executable, tmp_path_factory.mktemp("chromium") / "profile")
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def visited(browser) -> dict:
+    """Open every page once; remember what the browser saw."""
+    pages = {}
+    for docname in DOCNAMES:
+        assert (HTML / f"{docname}.html").is_file(), f"page {docname}.html was not built"
+        browser.load(page_url(docname))
+        pages[docname] = {"report": browser.report(), "requests": browser.requests(),
+                          "failed": browser.failed_requests(), "js_errors": browser.js_errors()}
+        if docname in SCREENSHOT_PAGES:
+            browser.screenshot(SCREENSHOTS / f"{SCREENSHOT_PAGES[docname]}.png")
+    return pages
+
+
+# --------------------------------------------------------------------------- tests
+def test_build_is_offline_and_self_contained(built_book):
+    assert (built_book / "_static" / "mathjax" / "tex-chtml.js").is_file(), \
+        "MathJax must be served from the build output (sphinx-mathjax-offline)"
+    remote = re.compile(r"<(script|link|img|iframe|source|video|audio)\b[^>]*?"
+                        r"\b(src|href)=\"(https?:)?//", re.I)
+    for page in built_book.rglob("*.html"):
+        for match in remote.finditer(page.read_text(encoding="utf-8")):
+            tag = match.group(0)
+            if match.group(1).lower() == "link" and "stylesheet" not in tag \
+                    and "preload" not in tag and "icon" not in tag:
+                continue  # <link rel="canonical"> etc. are not fetched
+            pytest.fail(f"{page.relative_to(built_book)} loads a remote asset: {tag}")
+    assert not (ROOT / "book" / "_build" / ".jupyter_cache").exists(), \
+        "the book build must not execute notebooks"
+
+
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_page_loads_with_title_and_no_errors(visited, docname):
+    page = visited[docname]
+    report = page["report"]
+    assert report["href"] == page_url(docname)
+    assert len(report["h1"]) == 1 and report["h1"][0].strip("#"), \
+        f"{docname}: expected exactly one top-level title, found {report['h1']}"
+    assert not page["failed"], f"{docname}: resources failed to load: {page['failed']}"
+    assert not page["js_errors"], f"{docname}: JavaScript errors: {page['js_errors']}"
+
+
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_equations_are_typeset(visited, docname):
+    report = visited[docname]["report"]
+    assert not report["math_untypeset"], \
+        f"{docname}: math not typeset by MathJax: {report['math_untypeset']}"
+    assert report["mjx_containers"] >= report["math_elements"]
+    assert not report["mjx_errors"], f"{docname}: MathJax errors: {report['mjx_errors']}"
+    assert not report["raw_dollars"], f"{docname}: raw $$ left in the page text"
+    assert not report["raw_delimiters"], f"{docname}: raw \\( or \\[ left in the page text"
+
+
+def test_math_is_present_where_expected(visited):
+    """The introduction and the H-matrix chapter are about formulas."""
+    for docname in ("book/intro", "notebooks/01_h_matrix"):
+        if docname in visited:
+            assert visited[docname]["report"]["mjx_containers"] > 0, \
+                f"{docname}: no typeset equation found"
+
+
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_figures_load(visited, docname):
+    images = visited[docname]["report"]["images"]
+    broken = [i["src"] for i in images if not i["ok"]]
+    assert not broken, f"{docname}: images that did not load: {broken}"
+
+
+def test_headline_figure_is_shown(visited):
+    images = visited["book/intro"]["report"]["images"]
+    assert any(i["ok"] and "best" in i["src"] for i in images), \
+        "the introduction must show the headline figure book/figures/best.png"
+
+
+def test_experiment_chapter_has_figures(visited):
+    docname = "notebooks/04_experiment"
+    if docname in visited:
+        assert any(i["ok"] for i in visited[docname]["report"]["images"]), \
+            f"{docname}: no figure"
+
+
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_no_request_leaves_the_machine(visited, docname):
+    requests = visited[docname]["requests"]
+    assert requests, "no request recorded: is the Network domain enabled?"
+    remote = [u for u in requests if not is_local(u)]
+    assert not remote, f"{docname}: requests to the network: {remote}"
+
+
+def test_navigation_reaches_every_chapter(browser):
+    browser.load((HTML / "index.html").as_uri(), expect=page_url(DOCNAMES[0]))
+    start = browser.report()
+    missing = [d for d in DOCNAMES[1:] if page_url(d) not in start["nav"]]
+    assert not missing, f"sidebar of the introduction does not link to {missing}"
+    # Follow the "next" links from the introduction to the last page.
+    seen = [start["href"]]
+    next_url = start["next"]
+    while next_url and len(seen) <= len(DOCNAMES):
+        browser.load(next_url)
+        report = browser.report()
+        seen.append(report["href"])
+        next_url = report["next"]
+    assert seen == [page_url(d) for d in DOCNAMES], f"reading order: {seen}"
+    assert not [u for u in browser.requests() if not is_local(u)]
+
+
+def test_screenshots_written(visited):
+    for stem in SCREENSHOT_PAGES.values():
+        path = SCREENSHOTS / f"{stem}.png"
+        assert path.is_file() and path.stat().st_size > 10_000, f"missing screenshot {path}"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_broken_reference_fails_the_build(tmp_path):
+    """Strictness: a broken {ref}, a broken {doc} and a missing figure each
+    make the build fail (exit status != 0), with the reason in the log."""
+    copy = tmp_path / "repo"
+    ignore = shutil.ignore_patterns("_build", ".ipynb_checkpoints", "__pycache__")
+    shutil.copytree(ROOT / "book", copy / "book", ignore=ignore)
+    shutil.copytree(ROOT / "notebooks", copy / "notebooks", ignore=ignore)
+    intro = copy / "book" / "intro.md"
+    intro.write_text(intro.read_text(encoding="utf-8") + """
+
+## A broken section
+
+See {ref}`no-such-label-bnlib` and {doc}`no-such-page-bnlib`.
+
+```{figure} figures/no-such-figure-bnlib.png
+A figure that does not exist.
+```
+""", encoding="utf-8")
+    result = run_build(copy)
+    log = result.stdout + result.stderr
+    assert result.returncode != 0, "the build must fail on broken references:\n" + log[-4000:]
+    for needle in ("no-such-label-bnlib", "no-such-page-bnlib", "no-such-figure-bnlib"):
+        assert needle in log, f"the build log does not report {needle}:\n" + log[-4000:]
