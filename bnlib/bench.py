@@ -241,7 +241,7 @@ def grid_throughput(run_id: int, protocol, source, steps: int, workers: int = 2
 # --------------------------------------------------------------------------- main
 def run_bench(source=None, repeats: int = 5, steps: int = 20, seed: int = 0,
               grid_workers: int = 2) -> dict:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from .data import load_cifar10
     from .experiment import configure_threads, cpu_name, environment_record, get_profile, get_run

@@ -260,7 +260,7 @@ def _iter_folder_files(path: Path):
 
 
 def _read_image_folder(path: Path):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     splits: dict[str, list] = {"train": [], "test": []}
     formats = set()

@@ -539,7 +539,7 @@ def run_grid(protocol: Protocol, *, source=None, run_ids=None, seeds=None,
     With ``workers > 1`` each worker is a process with ``threads`` intra-op
     threads (default: cores / workers), pulling tasks from one queue.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # plain text bars: no widgets in notebooks or the book
 
     folder = results_dir_for(protocol, results_dir)
     with _exclusive(folder):
@@ -575,37 +575,36 @@ def _exclusive(folder: Path):
 
 def _run_grid_locked(protocol, folder, source, run_ids, seeds, workers, threads,
                      jit_compile, data, bn_kernel, tqdm) -> list[dict]:
-    tasks = pending(plan(protocol, run_ids, seeds), protocol, folder)
     all_tasks = plan(protocol, run_ids, seeds)
+    tasks = pending(all_tasks, protocol, folder)
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
-    grid_bar = tqdm(total=len(all_tasks), initial=len(all_tasks) - len(tasks),
-                    desc=f"grid [{protocol.profile}]", unit="run", position=0)
-    try:
-        if workers <= 1 or len(tasks) <= 1:
-            _run_serial(tasks, protocol, source, data, folder, threads, jit_compile,
-                        bn_kernel, grid_bar)
-        else:
+    if workers <= 1 or len(tasks) <= 1:
+        _run_serial(tasks, len(all_tasks) - len(tasks), len(all_tasks), protocol,
+                    source, data, folder, threads, jit_compile, bn_kernel, tqdm)
+    else:
+        grid_bar = tqdm(total=len(all_tasks), initial=len(all_tasks) - len(tasks),
+                        desc=f"grid [{protocol.profile}]", unit="run", position=0)
+        try:
             _run_parallel(tasks, protocol, source, folder, workers, threads,
                           jit_compile, bn_kernel, grid_bar)
-    finally:
-        grid_bar.close()
+        finally:
+            grid_bar.close()
     return [load_result(result_path(folder, r, s)) for r, s in all_tasks
             if result_path(folder, r, s).exists()]
 
 
-def _run_serial(tasks, protocol, source, data, folder, threads, jit_compile, bn_kernel,
-                grid_bar):
-    from tqdm.auto import tqdm
-
+def _run_serial(tasks, done_before, total_tasks, protocol, source, data, folder,
+                threads, jit_compile, bn_kernel, tqdm):
+    """One progress bar per run, one after the other (reads well in notebooks)."""
     from .data import load_cifar10
 
     if not tasks:
         return
     configure_threads(threads)
     data = data if data is not None else load_cifar10(source)
-    for run_id, seed in tasks:
-        bar = tqdm(total=protocol.total_steps, desc=f"run {run_id:2d} seed {seed}",
-                   unit="step", position=1, leave=False)
+    for number, (run_id, seed) in enumerate(tasks, start=done_before + 1):
+        bar = tqdm(total=protocol.total_steps, unit="step", mininterval=1.0,
+                   desc=f"[{number}/{total_tasks}] run {run_id:2d} seed {seed}")
 
         def report(step, total, acc, bar=bar):
             bar.n = step
@@ -613,13 +612,15 @@ def _run_serial(tasks, protocol, source, data, folder, threads, jit_compile, bn_
                 bar.set_postfix(test_acc=f"{acc:.3f}", refresh=False)
             bar.refresh()
 
-        result = run_one(run_id, seed, protocol, data, results_dir=folder,
-                         threads=threads, jit_compile=jit_compile, bn_kernel=bn_kernel,
-                         progress=report)
-        bar.close()
-        grid_bar.update(1)
-        grid_bar.set_postfix_str(_done_text(run_id, seed, result["status"],
-                                            result.get("final_test_acc")))
+        try:
+            result = run_one(run_id, seed, protocol, data, results_dir=folder,
+                             threads=threads, jit_compile=jit_compile,
+                             bn_kernel=bn_kernel, progress=report)
+        finally:
+            bar.close()
+        if result["status"] == "diverged":
+            tqdm.write(f"run {run_id} seed {seed} diverged (NaN loss) at step "
+                       f"{result['diverged_at_step']}; going on with the others")
 
 
 def _done_text(run_id, seed, status, acc):
@@ -631,7 +632,7 @@ def _run_parallel(tasks, protocol, source, folder, workers, threads, jit_compile
                   bn_kernel, grid_bar):
     import multiprocessing as mp
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     ctx = mp.get_context("spawn")
     task_queue, messages = ctx.Queue(), ctx.Queue()

@@ -175,3 +175,78 @@ def format_summary(rows: list[dict]) -> str:
             f"{row['last_n_mean']:.3f} ± {row['last_n_std']:.3f}  "
             f"{row['train_minutes']:7.1f}  {row['images_per_second']:6.0f}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- analysis
+def last_n_means(runs: list[dict]) -> list[float]:
+    """Per finished seed: the mean of its last N test evaluations."""
+    return [statistics.fmean(p[4] for p in r["curve"][-LAST_N_EVALS:])
+            for r in runs if r["status"] == "complete"]
+
+
+def compare(results: list[dict], better: int, worse: int) -> dict:
+    """Is run ``better`` ahead of run ``worse`` by more than the seed spread?
+
+    Uses each seed's last-N mean. ``clear`` when every seed of one run beats
+    every seed of the other (the seed ranges do not overlap) and there are at
+    least two seeds on each side; ``within spread`` when the ranges overlap.
+    """
+    grouped = group_by_run(results)
+    a = last_n_means(grouped.get(better, []))
+    b = last_n_means(grouped.get(worse, []))
+    if not a or not b:
+        return {"better": better, "worse": worse, "verdict": "missing"}
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    spread = (statistics.variance(a) / len(a) if len(a) > 1 else 0.0) + \
+        (statistics.variance(b) / len(b) if len(b) > 1 else 0.0)
+    if min(len(a), len(b)) < 2:
+        verdict = "one seed: no spread to judge"
+    elif min(a) > max(b):
+        verdict = "clear: every seed ahead"
+    elif max(a) < min(b):
+        verdict = "clear, but the other way round"
+    else:
+        verdict = "within seed spread"
+    return {"better": better, "worse": worse, "diff": diff,
+            "standard_error": spread ** 0.5, "seeds": (len(a), len(b)),
+            "verdict": verdict}
+
+
+def format_comparison(row: dict) -> str:
+    head = f"run {row['better']:2d} vs run {row['worse']:2d}"
+    if row["verdict"] == "missing":
+        return f"{head}: results missing"
+    return (f"{head}: {row['diff']:+.3f} ± {row['standard_error']:.3f} "
+            f"(seeds {row['seeds'][0]}/{row['seeds'][1]}) -> {row['verdict']}")
+
+
+def stability_rows(results: list[dict]) -> list[dict]:
+    """How much each run's test accuracy wobbles: over its last N evaluations
+    (within a run) and over seeds (between runs)."""
+    rows = []
+    for run_id, runs in group_by_run(results).items():
+        done = [r for r in runs if r["status"] == "complete"]
+        if not done:
+            continue
+        within = [statistics.pstdev(p[4] for p in r["curve"][-LAST_N_EVALS:])
+                  for r in done]
+        means = last_n_means(done)
+        rows.append({"run_id": run_id, "label": GRID[run_id].label,
+                     "within_run_std": statistics.fmean(within),
+                     "between_seed_std": (statistics.stdev(means)
+                                          if len(means) > 1 else float("nan"))})
+    return rows
+
+
+def accuracy_at_epoch(results: list[dict], epoch: float) -> dict[int, float]:
+    """Mean test accuracy over seeds at the evaluation closest to ``epoch``."""
+    out = {}
+    for run_id, runs in group_by_run(results).items():
+        values = []
+        for run in runs:
+            if run["curve"] and run["curve"][-1][1] >= epoch:
+                point = min(run["curve"], key=lambda p: abs(p[1] - epoch))
+                values.append(point[4])
+        if values:
+            out[run_id] = statistics.fmean(values)
+    return out
