@@ -90,12 +90,12 @@ def cmd_list(args) -> int:
 
 def cmd_plot(args) -> int:
     from .experiment import load_results
-    from .plots import save_article_figures
+    from .plots import write_book_assets
 
     results = load_results(args.results_dir)
     if not results:
         raise SystemExit(f"error: no finished results in {args.results_dir}")
-    for path in save_article_figures(results, args.out):
+    for path in write_book_assets(results, args.out):
         print(path)
     return 0
 

@@ -131,7 +131,7 @@ def _mean_std(values):
     if not values:
         return float("nan"), float("nan")
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1
-                                      else 0.0)
+                                      else float("nan"))
 
 
 def summary_rows(results: list[dict]) -> list[dict]:
@@ -162,6 +162,11 @@ def summary_rows(results: list[dict]) -> list[dict]:
     return rows
 
 
+def _pm(mean: float, std: float) -> str:
+    """'0.735 ± 0.012', or the mean alone when one seed gives no spread."""
+    return f"{mean:.3f} ± {std:.3f}" if std == std else f"{mean:.3f}        "
+
+
 def format_summary(rows: list[dict]) -> str:
     header = (f"{'id':>2}  {'configuration':28s} {'n':>2}  {'final':>13}  "
               f"{'best':>13}  {f'last-{LAST_N_EVALS} mean':>13}  {'min/run':>7}  "
@@ -170,9 +175,9 @@ def format_summary(rows: list[dict]) -> str:
     for row in rows:
         lines.append(
             f"{row['run_id']:2d}  {row['label']:28s} {row['seeds']:2d}  "
-            f"{row['final_mean']:.3f} ± {row['final_std']:.3f}  "
-            f"{row['best_mean']:.3f} ± {row['best_std']:.3f}  "
-            f"{row['last_n_mean']:.3f} ± {row['last_n_std']:.3f}  "
+            f"{_pm(row['final_mean'], row['final_std'])}  "
+            f"{_pm(row['best_mean'], row['best_std'])}  "
+            f"{_pm(row['last_n_mean'], row['last_n_std'])}  "
             f"{row['train_minutes']:7.1f}  {row['images_per_second']:6.0f}")
     return "\n".join(lines)
 
@@ -250,3 +255,47 @@ def accuracy_at_epoch(results: list[dict], epoch: float) -> dict[int, float]:
         if values:
             out[run_id] = statistics.fmean(values)
     return out
+
+
+def headline_markdown(results: list[dict]) -> str:
+    """The introduction's headline paragraph, written from the result files."""
+    from .experiment import get_profile
+
+    rows = {row["run_id"]: row for row in summary_rows(results)}
+    best = best_run_id(results)
+    twin = next(c.run_id for c in GRID if not (c.bn_conv or c.bn_dense)
+                and c.dropout == GRID[best].dropout)
+    first = results[0]
+    proto, data = first["protocol"], first["data"]
+    expected = len(GRID) * get_profile(proto["profile"]).seeds
+    finished = sum(r["status"] == "complete" for r in results)
+    hours = sum(r["timing"]["wall_seconds"] for r in results) / 3600
+
+    def accuracy(run_id):
+        row = rows.get(run_id)
+        if row is None:
+            return "not yet trained"
+        return (f"{_pm(row['last_n_mean'], row['last_n_std']).strip()} "
+                f"({row['seeds']} seed{'s' if row['seeds'] > 1 else ''})")
+
+    status = ("" if finished >= expected else
+              f" **Preliminary: {finished} of {expected} runs have finished so far;"
+              f" the numbers will move as the rest come in.**")
+    return (
+        f"With the `{proto['profile']}` profile ({proto['epochs']} epochs of "
+        f"{proto['steps_per_epoch']} steps, batch {proto['batch_size']}, "
+        f"data: {data['kind']} copy of CIFAR-10{', SYNTHETIC' if data['kind'] == 'synthetic' else ''}"
+        f"{' re-encoded as JPEG q75' if 'JPEG' in data['notes'] else ''}; "
+        f"{hours:.1f} CPU-hours on {first['environment']['cpu']}), the best "
+        f"configuration is run {best} ({GRID[best].label}): test accuracy "
+        f"{accuracy(best)} averaged over the last {LAST_N_EVALS} evaluations, "
+        f"against {accuracy(twin)} for run {twin} ({GRID[twin].label})."
+        f"{status}\n")
+
+
+def write_book_assets(results: list[dict], out_dir, y_limits=Y_LIMITS) -> list[Path]:
+    """The five figures and the headline snippet the book's introduction uses."""
+    paths = save_article_figures(results, out_dir, y_limits)
+    headline = Path(out_dir) / "headline.md"
+    headline.write_text(headline_markdown(results))
+    return [*paths, headline]
