@@ -651,6 +651,7 @@ def _run_parallel(tasks, protocol, source, folder, workers, threads, jit_compile
         proc.start()
     remaining = len(tasks)
     errors = []
+    current = [None] * workers
     try:
         while remaining and (any(p.is_alive() for p in procs) or not messages.empty()):
             try:
@@ -660,7 +661,11 @@ def _run_parallel(tasks, protocol, source, folder, workers, threads, jit_compile
             bar = bars[slot]
             if kind == "progress":
                 step, total, acc = rest
-                bar.set_description(f"run {run_id:2d} seed {seed}", refresh=False)
+                if current[slot] != (run_id, seed):  # this worker began a new run
+                    current[slot] = (run_id, seed)
+                    bar.reset(total=total)
+                    bar.set_postfix_str("", refresh=False)
+                    bar.set_description(f"run {run_id:2d} seed {seed}", refresh=False)
                 bar.n = step
                 if acc is not None:
                     bar.set_postfix(test_acc=f"{acc:.3f}", refresh=False)
