@@ -44,6 +44,8 @@ class ManualBatchNorm(keras.layers.Layer):
                                                trainable=False, name="moving_variance")
 
     def call(self, inputs, training=False):
+        # as Keras: a frozen layer (trainable=False) always runs in inference mode
+        training = bool(training) and self.trainable
         if self.fused and len(inputs.shape) == 4:
             return self._call_fused(inputs, training)
         if training:

@@ -170,3 +170,23 @@ def test_config_round_trip():
     clone = ManualBatchNorm.from_config(layer.get_config())
     for key in ("momentum", "epsilon", "fused", "update_moving_averages", "name"):
         assert getattr(clone, key) == getattr(layer, key)
+
+
+def test_frozen_layer_runs_in_inference_mode_like_keras():
+    """trainable=False: batch statistics unused, moving averages untouched."""
+    import keras
+    import numpy as np
+
+    from bnlib.layers import ManualBatchNorm
+
+    x = np.random.default_rng(7).normal(3.0, 2.0, size=(64, 8)).astype("float32")
+    ours, theirs = ManualBatchNorm(), keras.layers.BatchNormalization(
+        momentum=0.99, epsilon=1e-3)
+    for layer in (ours, theirs):
+        layer.build(x.shape)
+        layer.trainable = False
+    out_ours = np.asarray(ours(x, training=True))
+    out_theirs = np.asarray(theirs(x, training=True))
+    np.testing.assert_allclose(out_ours, out_theirs, atol=1e-6)
+    np.testing.assert_allclose(out_ours, x / np.sqrt(1 + 1e-3), atol=1e-6)
+    assert np.all(np.asarray(ours.moving_mean) == 0)
