@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 
 # tf.compat.v1.layers (contender a) needs tf-keras; set before TF is imported.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 import datetime as _dt  # noqa: E402
 import json  # noqa: E402
@@ -66,19 +66,17 @@ def keras_fit_curve(run_config, protocol, data, seed: int) -> list[list[float]]:
     """A plain-Keras reference curve: ``model.fit`` on the runner's batch order.
 
     Same initial weights (same seed), same minibatches in the same order
-    (``Trainer.epoch_order``), evaluated at the same steps; only the training
+    (``experiment.epoch_order``), evaluated at the same steps; only the training
     loop differs. Returns ``[step, epoch, train_loss, train_acc, test_acc]``.
     """
-    from .experiment import Trainer, subset
+    from .experiment import epoch_order, subset
 
     x_train, y_train, x_test, y_test = subset(data, protocol)
     model = build_keras_fit_model(run_config, protocol, seed)
-    orderer = Trainer.__new__(Trainer)  # only for epoch_order
-    orderer.protocol, orderer.num_train = protocol, len(x_train)
     x_test_float = x_test.astype(np.float32)
     curve, step = [], 0
     for epoch in range(protocol.epochs):
-        order = orderer.epoch_order(seed, epoch)
+        order = epoch_order(protocol, len(x_train), seed, epoch)
         for start in range(0, len(order), protocol.eval_every * protocol.batch_size):
             chunk = order[start:start + protocol.eval_every * protocol.batch_size]
             history = model.fit(x_train[chunk].astype(np.float32), y_train[chunk],

@@ -233,10 +233,6 @@ def configure_threads(threads: int | None) -> None:
 
 
 # --------------------------------------------------------------------------- training
-class Diverged(RuntimeError):
-    pass
-
-
 def subset(data, protocol: Protocol):
     """The protocol's slice of the data: balanced first-N per split."""
     def take(x, y, size):
@@ -258,6 +254,21 @@ def _rank_within_class(labels: np.ndarray) -> np.ndarray:
         where = np.flatnonzero(labels == label)
         ranks[where] = np.arange(len(where))
     return ranks
+
+
+def epoch_order(protocol: Protocol, num_train: int, seed: int, epoch: int
+                ) -> np.ndarray:
+    """The shuffled indices of one epoch, reproducible from (seed, epoch).
+
+    Depends on nothing else, so a resumed run, the TF1 loop and the plain-Keras
+    reference all see the same minibatches in the same order.
+    """
+    rng = np.random.default_rng([seed, epoch])
+    needed = protocol.steps_per_epoch * protocol.batch_size
+    order = rng.permutation(num_train)
+    while len(order) < needed:  # small subsets: concatenate fresh shuffles
+        order = np.concatenate([order, rng.permutation(num_train)])
+    return order[:needed].astype(np.int32)
 
 
 class Trainer:
@@ -311,13 +322,7 @@ class Trainer:
         self.predict_step = predict_step
 
     def epoch_order(self, seed: int, epoch: int) -> np.ndarray:
-        """The shuffled indices of one epoch, reproducible from (seed, epoch)."""
-        rng = np.random.default_rng([seed, epoch])
-        needed = self.protocol.steps_per_epoch * self.protocol.batch_size
-        order = rng.permutation(self.num_train)
-        while len(order) < needed:  # small subsets: concatenate fresh shuffles
-            order = np.concatenate([order, rng.permutation(self.num_train)])
-        return order[:needed].astype(np.int32)
+        return epoch_order(self.protocol, self.num_train, seed, epoch)
 
     def evaluate(self) -> float:
         correct = 0
