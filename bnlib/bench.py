@@ -6,7 +6,7 @@ Contenders, timed alternately in one process on the same data, after warm-up:
     (through ``tf-keras``) — :class:`bnlib.tf1.TF1Trainer`;
 (b) plain Keras 3: ``model.compile`` + ``model.fit`` on NumPy float32 arrays;
 (c) bnlib's runner: :class:`bnlib.experiment.Trainer` (compiled step, uint8 data
-    in memory, the fused BN kernel).
+    in memory, the fused BN kernel, the fused Adam kernel).
 
 Also measured: inference images/s, the fp32 matmul peak of this machine, and the
 whole grid's throughput with one single-threaded worker per core. FLOPs are
@@ -161,7 +161,8 @@ def _contenders(run_config, protocol, data, seed: int, steps: int):
     keras.utils.set_random_seed(seed)
     model = build_cnn(run_config.bn_conv, run_config.bn_dense, run_config.dropout,
                       seed=seed, bn_layer=fused_batch_norm)
-    ours = Trainer(model, protocol, x_train, y_train, x_test, y_test)
+    ours = Trainer(model, protocol, x_train, y_train, x_test, y_test,
+                   adam_kernel="fused")
 
     contenders = {
         "a_tf1_feed_dict": _Contender("a", lambda: tf1.train_step(next_index("a")), batch),
@@ -206,7 +207,7 @@ def _grid_worker(run_id, protocol, source, steps, barrier, queue):
     model = build_cnn(config.bn_conv, config.bn_dense, config.dropout,
                       bn_layer=fused_batch_norm)
     trainer = Trainer(model, protocol, data.x_train, data.y_train, data.x_test,
-                      data.y_test)
+                      data.y_test, adam_kernel="fused")
     order = trainer.epoch_order(0, 0)
     batch = protocol.batch_size
     for i in range(5):

@@ -33,6 +33,7 @@ ARTICLE_REPORTED = {
 }
 ARTICLE_AT_10_EPOCHS = {"no BN": (0.47, 0.57), "with BN": (0.60, 0.73)}
 BN_KERNELS = ("fused", "keras", "manual")
+ADAM_KERNELS = ("keras", "fused")
 RESULTS_ROOT = Path("results")
 
 
@@ -277,10 +278,18 @@ class Trainer:
     Each step gathers a minibatch of the shuffled index order, casts it to
     float32 (no scaling, as the article), and applies one Adam update. The BN
     moving averages are updated inside the same compiled step.
+
+    ``adam_kernel="fused"`` applies the same Adam update with TensorFlow's fused
+    ``ResourceApplyAdam`` kernel (one pass over each variable, as TF1's
+    ``AdamOptimizer``) on the Keras optimizer's own slots, instead of Keras'
+    several element-wise passes; checkpoints are the same either way.
+    The steps are traced without AutoGraph: they hold no tensor-dependent Python
+    control flow, and tracing never re-reads source files that may have changed.
     """
 
     def __init__(self, model, protocol: Protocol, x_train, y_train, x_test, y_test,
-                 *, jit_compile: bool = False, eval_batch: int = 1000):
+                 *, jit_compile: bool = False, eval_batch: int = 1000,
+                 adam_kernel: str = "keras"):
         import keras
         import tensorflow as tf
 
@@ -297,8 +306,13 @@ class Trainer:
         self.eval_batch = eval_batch
         self.num_train = len(x_train)
         trainable = model.trainable_variables
+        if adam_kernel not in ADAM_KERNELS:
+            raise ValueError(f"adam_kernel must be one of {ADAM_KERNELS}, "
+                             f"got {adam_kernel!r}")
+        apply_gradients = (self._fused_adam if adam_kernel == "fused"
+                           else self.optimizer.apply)
 
-        @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+        @tf.function(jit_compile=jit_compile, reduce_retracing=True, autograph=False)
         def train_step(index):
             images = tf.cast(tf.gather(self.x_train, index), tf.float32)
             labels = tf.gather(self.y_train, index)
@@ -307,19 +321,37 @@ class Trainer:
                 loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
                     labels=labels, logits=logits))
             grads = tape.gradient(loss, trainable)
-            self.optimizer.apply(grads, trainable)
+            apply_gradients(grads, trainable)
             correct = tf.reduce_sum(tf.cast(
                 tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), labels),
                 tf.float32))
             return loss, correct
 
-        @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+        @tf.function(jit_compile=jit_compile, reduce_retracing=True, autograph=False)
         def predict_step(images):
             logits = model(tf.cast(images, tf.float32), training=False)
             return tf.argmax(logits, axis=1, output_type=tf.int32)
 
         self.train_step = train_step
         self.predict_step = predict_step
+
+    def _fused_adam(self, grads, variables):
+        import tensorflow as tf
+
+        opt = self.optimizer
+        opt.iterations.assign_add(1)
+        step = tf.cast(opt.iterations, tf.float32)
+        constants = {name: tf.constant(value, tf.float32) for name, value in
+                     (("beta1", opt.beta_1), ("beta2", opt.beta_2),
+                      ("epsilon", opt.epsilon))}
+        for grad, variable in zip(grads, variables):
+            slot = opt._get_variable_index(variable)
+            tf.raw_ops.ResourceApplyAdam(
+                var=variable.value.handle, m=opt._momentums[slot].value.handle,
+                v=opt._velocities[slot].value.handle,
+                beta1_power=tf.pow(constants["beta1"], step),
+                beta2_power=tf.pow(constants["beta2"], step),
+                lr=tf.cast(opt.learning_rate, tf.float32), grad=grad, **constants)
 
     def epoch_order(self, seed: int, epoch: int) -> np.ndarray:
         return epoch_order(self.protocol, self.num_train, seed, epoch)
@@ -353,7 +385,7 @@ def run_one(run_id: int, seed: int, protocol: Protocol, data, *,
             results_dir: str | os.PathLike | None = None, threads: int | None = None,
             workers: int = 1, jit_compile: bool = False,
             progress: Callable[[int, int, float | None], None] | None = None,
-            bn_kernel: str = "fused") -> dict:
+            bn_kernel: str = "fused", adam_kernel: str = "keras") -> dict:
     """Train one (run, seed) to the end of the protocol, resuming if possible.
 
     Returns the result dict (also written to ``result_path``). ``progress`` is
@@ -361,6 +393,8 @@ def run_one(run_id: int, seed: int, protocol: Protocol, data, *,
     ``"fused"`` (bnlib's layer on the fused kernel: same function, faster on a
     CPU), ``"keras"`` (the stock ``keras.layers.BatchNormalization``) or
     ``"manual"`` (:class:`bnlib.layers.ManualBatchNorm` on ``tf.nn``).
+    ``adam_kernel`` is ``"keras"`` (what the book's grid used) or ``"fused"``
+    (same update, one kernel per variable: about 7% faster here).
     """
     import keras
 
@@ -392,7 +426,7 @@ def run_one(run_id: int, seed: int, protocol: Protocol, data, *,
         bn_position=protocol.bn_position, seed=seed,
         bn_layer=lambda name: make_bn(name, protocol.bn_momentum, protocol.bn_epsilon))
     trainer = Trainer(model, protocol, x_train, y_train, x_test, y_test,
-                      jit_compile=jit_compile)
+                      jit_compile=jit_compile, adam_kernel=adam_kernel)
 
     result = {
         "schema": SCHEMA_VERSION,
@@ -404,7 +438,8 @@ def run_one(run_id: int, seed: int, protocol: Protocol, data, *,
         "protocol": protocol.curve_fields(),
         "data": data.provenance.to_dict(),
         "environment": environment_record(threads, workers),
-        "runner": {"bn_kernel": bn_kernel, "jit_compile": jit_compile,
+        "runner": {"bn_kernel": bn_kernel, "adam_kernel": adam_kernel,
+                   "jit_compile": jit_compile,
                    "train_step": "tf.function, uint8 data in memory, gather + cast"},
         "num_params": model.count_params(),
         "curve_columns": ["step", "epoch", "train_loss", "train_acc", "test_acc"],
@@ -506,8 +541,8 @@ def pending(tasks, protocol: Protocol, results_dir: Path) -> list[tuple[int, int
     return todo
 
 
-def _grid_worker(slot, threads, source, protocol, results_dir, jit_compile, bn_kernel,
-                 tasks, messages, workers):
+def _grid_worker(slot, threads, source, protocol, results_dir, options, tasks,
+                 messages, workers):
     """One worker process: its own TF thread pool, tasks from a shared queue."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     configure_threads(threads)
@@ -525,8 +560,8 @@ def _grid_worker(slot, threads, source, protocol, results_dir, jit_compile, bn_k
 
         try:
             result = run_one(run_id, seed, protocol, data, results_dir=results_dir,
-                             threads=threads, workers=workers, bn_kernel=bn_kernel,
-                             jit_compile=jit_compile, progress=report)
+                             threads=threads, workers=workers, progress=report,
+                             **options)
             messages.put(("done", slot, run_id, seed, result["status"],
                           result.get("final_test_acc")))
         except BaseException as err:  # report, then let the parent decide
@@ -537,19 +572,22 @@ def _grid_worker(slot, threads, source, protocol, results_dir, jit_compile, bn_k
 
 def run_grid(protocol: Protocol, *, source=None, run_ids=None, seeds=None,
              results_dir=None, workers: int = 1, threads: int | None = None,
-             jit_compile: bool = False, data=None, bn_kernel: str = "fused"
-             ) -> list[dict]:
+             jit_compile: bool = False, data=None, bn_kernel: str = "fused",
+             adam_kernel: str = "keras") -> list[dict]:
     """Train every pending (run, seed) of the grid; returns all finished results.
 
     With ``workers > 1`` each worker is a process with ``threads`` intra-op
     threads (default: cores / workers), pulling tasks from one queue.
+    ``jit_compile``, ``bn_kernel`` and ``adam_kernel`` go to :func:`run_one`.
     """
+    options = {"jit_compile": jit_compile, "bn_kernel": bn_kernel,
+               "adam_kernel": adam_kernel}
     from tqdm import tqdm  # plain text bars: no widgets in notebooks or the book
 
     folder = results_dir_for(protocol, results_dir)
     with _exclusive(folder):
         return _run_grid_locked(protocol, folder, source, run_ids, seeds, workers,
-                                threads, jit_compile, data, bn_kernel, tqdm)
+                                threads, data, options, tqdm)
 
 
 @contextlib.contextmanager
@@ -579,19 +617,19 @@ def _exclusive(folder: Path):
 
 
 def _run_grid_locked(protocol, folder, source, run_ids, seeds, workers, threads,
-                     jit_compile, data, bn_kernel, tqdm) -> list[dict]:
+                     data, options, tqdm) -> list[dict]:
     all_tasks = plan(protocol, run_ids, seeds)
     tasks = pending(all_tasks, protocol, folder)
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
     if workers <= 1 or len(tasks) <= 1:
         _run_serial(tasks, len(all_tasks) - len(tasks), len(all_tasks), protocol,
-                    source, data, folder, threads, jit_compile, bn_kernel, tqdm)
+                    source, data, folder, threads, options, tqdm)
     else:
         grid_bar = tqdm(total=len(all_tasks), initial=len(all_tasks) - len(tasks),
                         desc=f"grid [{protocol.profile}]", unit="run", position=0)
         try:
             _run_parallel(tasks, protocol, source, folder, workers, threads,
-                          jit_compile, bn_kernel, grid_bar)
+                          options, grid_bar)
         finally:
             grid_bar.close()
     return [load_result(result_path(folder, r, s)) for r, s in all_tasks
@@ -599,7 +637,7 @@ def _run_grid_locked(protocol, folder, source, run_ids, seeds, workers, threads,
 
 
 def _run_serial(tasks, done_before, total_tasks, protocol, source, data, folder,
-                threads, jit_compile, bn_kernel, tqdm):
+                threads, options, tqdm):
     """One progress bar per run, one after the other (reads well in notebooks)."""
     from .data import load_cifar10
 
@@ -619,8 +657,7 @@ def _run_serial(tasks, done_before, total_tasks, protocol, source, data, folder,
 
         try:
             result = run_one(run_id, seed, protocol, data, results_dir=folder,
-                             threads=threads, jit_compile=jit_compile,
-                             bn_kernel=bn_kernel, progress=report)
+                             threads=threads, progress=report, **options)
         finally:
             bar.close()
         if result["status"] == "diverged":
@@ -633,8 +670,8 @@ def _done_text(run_id, seed, status, acc):
             + (f", test acc {acc:.3f}" if acc is not None else ""))
 
 
-def _run_parallel(tasks, protocol, source, folder, workers, threads, jit_compile,
-                  bn_kernel, grid_bar):
+def _run_parallel(tasks, protocol, source, folder, workers, threads, options,
+                  grid_bar):
     import multiprocessing as mp
 
     from tqdm import tqdm
@@ -647,8 +684,8 @@ def _run_parallel(tasks, protocol, source, folder, workers, threads, jit_compile
     for _ in range(workers):
         task_queue.put(None)
     procs = [ctx.Process(target=_grid_worker, daemon=True,
-                         args=(slot, threads, source, protocol, folder, jit_compile,
-                               bn_kernel, task_queue, messages, workers))
+                         args=(slot, threads, source, protocol, folder, options,
+                               task_queue, messages, workers))
              for slot in range(workers)]
     bars = [tqdm(total=protocol.total_steps, desc=f"worker {slot}", unit="step",
                  position=slot + 1, leave=False) for slot in range(workers)]

@@ -240,3 +240,38 @@ def test_runner_matches_plain_keras_fit():
     assert abs(fused[0, 2] - reference[0, 2]) / reference[0, 2] < 0.01
     np.testing.assert_allclose(fused[:, 2], reference[:, 2], rtol=0.1)
     assert np.max(np.abs(fused[:, 4] - reference[:, 4])) < 0.1
+
+
+def test_fused_adam_is_the_same_update_as_keras_adam(synthetic):
+    """ResourceApplyAdam on the Keras optimizer's slots = Keras' own Adam."""
+    import keras
+
+    from bnlib.models import build_cnn
+
+    protocol = E.get_profile("smoke", train_size=640, test_size=200)
+    x_train, y_train, x_test, y_test = E.subset(synthetic, protocol)
+    trainers = {}
+    for kernel in E.ADAM_KERNELS:
+        keras.utils.set_random_seed(5)
+        model = build_cnn(True, True, 0.0)
+        trainers[kernel] = E.Trainer(model, protocol, x_train, y_train, x_test,
+                                     y_test, adam_kernel=kernel)
+    order = trainers["keras"].epoch_order(0, 0)
+    # one update from identical weights and gradients: only Adam's arithmetic
+    # differs, so every variable and slot agrees to float32 round-off
+    for trainer in trainers.values():
+        trainer.train_step(order[:128])
+    keras_state, fused_state = (t.state() for t in trainers.values())
+    assert keras_state.keys() == fused_state.keys()
+    for name in keras_state:
+        np.testing.assert_allclose(keras_state[name], fused_state[name],
+                                   rtol=1e-5, atol=1e-7, err_msg=name)
+    # later steps: losses stay together (training amplifies round-off slowly)
+    for step in (1, 2):
+        index = order[step * 128:(step + 1) * 128]
+        losses = [float(t.train_step(index)[0]) for t in trainers.values()]
+        np.testing.assert_allclose(losses[0], losses[1], rtol=1e-3)
+    assert int(trainers["fused"].optimizer.iterations.numpy()) == 3
+    with pytest.raises(ValueError, match="adam_kernel"):
+        E.Trainer(build_cnn(), protocol, x_train, y_train, x_test, y_test,
+                  adam_kernel="sgd")
