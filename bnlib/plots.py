@@ -75,7 +75,8 @@ def plot_runs(ax, grouped: dict[int, list[dict]], run_ids, title: str = "",
     ax.set_xlabel("training step (batch 128)")
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
 
@@ -281,15 +282,21 @@ def headline_markdown(results: list[dict]) -> str:
     status = ("" if finished >= expected else
               f" **Preliminary: {finished} of {expected} runs have finished so far;"
               f" the numbers will move as the rest come in.**")
+    if best == twin:
+        comparison = (f"test accuracy {accuracy(best)} averaged over the last "
+                      f"{LAST_N_EVALS} evaluations; so far no run with Batch "
+                      f"Normalization does better.")
+    else:
+        comparison = (f"test accuracy {accuracy(best)} averaged over the last "
+                      f"{LAST_N_EVALS} evaluations, against {accuracy(twin)} for "
+                      f"run {twin} ({GRID[twin].label}).")
     return (
         f"With the `{proto['profile']}` profile ({proto['epochs']} epochs of "
         f"{proto['steps_per_epoch']} steps, batch {proto['batch_size']}, "
         f"data: {data['kind']} copy of CIFAR-10{', SYNTHETIC' if data['kind'] == 'synthetic' else ''}"
         f"{' re-encoded as JPEG q75' if 'JPEG' in data['notes'] else ''}; "
         f"{hours:.1f} CPU-hours on {first['environment']['cpu']}), the best "
-        f"configuration is run {best} ({GRID[best].label}): test accuracy "
-        f"{accuracy(best)} averaged over the last {LAST_N_EVALS} evaluations, "
-        f"against {accuracy(twin)} for run {twin} ({GRID[twin].label})."
+        f"configuration is run {best} ({GRID[best].label}): {comparison}"
         f"{status}\n")
 
 
