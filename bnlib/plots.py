@@ -283,9 +283,12 @@ def headline_markdown(results: list[dict]) -> str:
               f" **Preliminary: {finished} of {expected} runs have finished so far;"
               f" the numbers will move as the rest come in.**")
     if best == twin:
+        any_bn = any(GRID[run_id].bn_conv or GRID[run_id].bn_dense for run_id in rows)
         comparison = (f"test accuracy {accuracy(best)} averaged over the last "
-                      f"{LAST_N_EVALS} evaluations; so far no run with Batch "
-                      f"Normalization does better.")
+                      f"{LAST_N_EVALS} evaluations; "
+                      + ("no run with Batch Normalization does better."
+                         if any_bn else
+                         "no run with Batch Normalization has finished yet."))
     else:
         comparison = (f"test accuracy {accuracy(best)} averaged over the last "
                       f"{LAST_N_EVALS} evaluations, against {accuracy(twin)} for "
