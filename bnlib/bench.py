@@ -190,6 +190,58 @@ class _FitContender(_Contender):
         self.rates.append(len(self.x) / (time.perf_counter() - tic))
 
 
+def time_breakdown(run_config, protocol, data, seed: int = 0, steps: int = 20,
+                   repeats: int = 3) -> dict:
+    """Where a bnlib training step spends its time: forward pass alone, forward
+    and backward (gradients, no update), the full step with Keras' Adam, and
+    with the fused Adam kernel; milliseconds per step of 128 images (medians)."""
+    import keras
+    import tensorflow as tf
+
+    from .experiment import Trainer, subset
+    from .layers import fused_batch_norm
+    from .models import build_cnn
+
+    x_train, y_train, x_test, y_test = subset(data, protocol)
+    keras.utils.set_random_seed(seed)
+    model = build_cnn(run_config.bn_conv, run_config.bn_dense, run_config.dropout,
+                      seed=seed, bn_layer=fused_batch_norm)
+    trainers = {kernel: Trainer(model, protocol, x_train, y_train, x_test, y_test,
+                                adam_kernel=kernel) for kernel in ("keras", "fused")}
+    images = tf.constant(x_train[:protocol.batch_size].astype(np.float32))
+    labels = tf.constant(y_train[:protocol.batch_size])
+    variables = model.trainable_variables
+
+    @tf.function(autograph=False)
+    def forward():
+        return model(images, training=True)
+
+    @tf.function(autograph=False)
+    def forward_backward():
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                labels=labels, logits=model(images, training=True)))
+        return tape.gradient(loss, variables)
+
+    index = np.arange(protocol.batch_size, dtype=np.int32)
+    parts = {
+        "forward": lambda: forward().numpy(),
+        "forward_backward": lambda: [g.numpy() for g in forward_backward()[:1]],
+        "step_keras_adam": lambda: float(trainers["keras"].train_step(index)[0]),
+        "step_fused_adam": lambda: float(trainers["fused"].train_step(index)[0]),
+    }
+    for run in parts.values():
+        run()
+    timings = {name: [] for name in parts}
+    for _ in range(repeats):
+        for name, run in parts.items():  # alternate, like the contenders
+            tic = time.perf_counter()
+            for _ in range(steps):
+                run()
+            timings[name].append(1000 * (time.perf_counter() - tic) / steps)
+    return {name: statistics.median(values) for name, values in timings.items()}
+
+
 def _grid_worker(run_id, protocol, source, steps, barrier, queue):
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
     from .experiment import Trainer, configure_threads, get_run
@@ -279,6 +331,7 @@ def run_bench(source=None, repeats: int = 5, steps: int = 20, seed: int = 0,
         entry["ratio_c_over_a"] = entry["c_bnlib"]["median"] / entry["a_tf1_feed_dict"]["median"]
         entry["ratio_c_over_b"] = entry["c_bnlib"]["median"] / entry["b_keras_fit"]["median"]
         entry["c_fraction_of_peak"] = entry["c_bnlib"]["median"] * TRAIN_FLOPS / 1e9 / peak
+        entry["ms_per_step"] = time_breakdown(config, protocol, data, seed)
         report["configs"][str(run_id)] = entry
     c0, c11 = (report["configs"][str(i)]["c_bnlib"]["median"] for i in BENCH_CONFIGS)
     report["bn_overhead_config11_over_config0"] = c0 / c11
@@ -313,6 +366,8 @@ def format_report(report: dict) -> str:
                      f"{entry['ratio_c_over_b']:.2f}   inference "
                      f"{entry['c_bnlib_inference']:.0f} img/s   "
                      f"{100 * entry['c_fraction_of_peak']:.0f}% of peak")
+        lines.append("    ms per step of 128 images: " + ", ".join(
+            f"{name} {ms:.1f}" for name, ms in entry["ms_per_step"].items()))
     lines.append(f"BN overhead (config 11 step time / config 0): "
                  f"{report['bn_overhead_config11_over_config0']:.2f}x")
     grid = report["grid"]

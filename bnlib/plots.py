@@ -98,7 +98,9 @@ def article_figures(results: list[dict], y_limits=Y_LIMITS) -> dict:
     twin = next(c.run_id for c in GRID if not (c.bn_conv or c.bn_dense)
                 and c.dropout == GRID[best].dropout)  # same dropout, no BN
     specs = dict(ARTICLE_FIGURES)
-    specs["best"] = (f"Best run ({best}) against its no-BN twin ({twin})", (twin, best))
+    specs["best"] = ((f"Best run ({best}) against its no-BN twin ({twin})",
+                      (twin, best)) if best != twin else
+                     (f"Best run ({best}), which has no BN", (best,)))
     for name in ("dropout_only", "best", "batch_norm", "batch_norm_dropout_2",
                  "batch_norm_dropout_4"):
         title, run_ids = specs[name]

@@ -1,0 +1,35 @@
+"""The benchmark runs end to end and reports every figure the README quotes.
+(Speed itself is never asserted: targets live in `python -m bnlib bench`.)"""
+
+import json
+
+import pytest
+
+from bnlib import bench
+
+
+def test_flop_count_of_the_article_cnn():
+    # conv1 2.46M + conv2 13.1M + dense 4.19M + logits 10k multiply-adds
+    assert bench.FORWARD_FLOPS == 2 * 19_769_344
+    assert bench.TRAIN_FLOPS == 3 * bench.FORWARD_FLOPS - 2 * 2_457_600
+
+
+@pytest.mark.slow
+def test_bench_cli_writes_a_complete_report(tmp_path):
+    from bnlib.__main__ import main
+
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--data", "synthetic", "--repeats", "1", "--steps", "2",
+                 "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["data"]["kind"] == "synthetic"
+    assert report["matmul_peak_gflops"]["median"] > 0
+    for run_id in ("0", "11"):
+        entry = report["configs"][run_id]
+        for contender in ("a_tf1_feed_dict", "b_keras_fit", "c_bnlib"):
+            assert entry[contender]["median"] > 0
+        assert entry["ratio_c_over_a"] > 0 and entry["ratio_c_over_b"] > 0
+        assert set(entry["ms_per_step"]) == {"forward", "forward_backward",
+                                            "step_keras_adam", "step_fused_adam"}
+        assert report["grid"]["images_per_second"][run_id] > 0
+    assert report["bn_overhead_config11_over_config0"] > 0
