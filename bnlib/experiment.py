@@ -34,6 +34,7 @@ ARTICLE_REPORTED = {
 ARTICLE_AT_10_EPOCHS = {"no BN": (0.47, 0.57), "with BN": (0.60, 0.73)}
 BN_KERNELS = ("fused", "keras", "manual")
 ADAM_KERNELS = ("keras", "fused")
+FINISHED = ("complete", "diverged")
 RESULTS_ROOT = Path("results")
 
 
@@ -187,7 +188,7 @@ def load_results(results_dir: str | os.PathLike, *, complete_only: bool = True
                                 f"run --profile PROFILE` first.")
     results = [load_result(p) for p in sorted(folder.glob("run*-seed*.json"))]
     if complete_only:
-        results = [r for r in results if r["status"] in ("complete", "diverged")]
+        results = [r for r in results if r["status"] in FINISHED]
     return sorted(results, key=lambda r: (r["run_id"], r["seed"]))
 
 
@@ -407,15 +408,9 @@ def run_one(run_id: int, seed: int, protocol: Protocol, data, *,
     folder = results_dir_for(protocol, results_dir)
     out = result_path(folder, run_id, seed)
     ckpt = checkpoint_path(folder, run_id, seed)
-    previous = load_result(out) if out.exists() else None
-    if previous is not None:
-        if previous["protocol"] != protocol.curve_fields():
-            raise ValueError(
-                f"{out} was trained with another protocol than the one asked for "
-                f"(profile or flags differ). Use another --results-dir, or delete "
-                f"the file to retrain.")
-        if previous["status"] in ("complete", "diverged"):
-            return previous
+    previous = previous_result(out, protocol)
+    if previous is not None and previous["status"] in FINISHED:
+        return previous
 
     x_train, y_train, x_test, y_test = subset(data, protocol)
     keras.utils.set_random_seed(seed)
@@ -524,20 +519,27 @@ def plan(protocol: Protocol, run_ids: Iterable[int] | None = None,
     return [(run_id, seed) for seed in seeds for run_id in run_ids]
 
 
+def previous_result(path: Path, protocol: Protocol) -> dict | None:
+    """The result already at ``path`` (finished or not), or None; refuses one
+    that was made with another protocol, so curves are never mixed."""
+    if not path.exists():
+        return None
+    result = load_result(path)
+    if result["protocol"] != protocol.curve_fields():
+        raise ValueError(
+            f"{path} was trained with another protocol than the one asked for "
+            f"(profile or flags differ). Use another --results-dir, or delete the "
+            f"file to retrain.")
+    return result
+
+
 def pending(tasks, protocol: Protocol, results_dir: Path) -> list[tuple[int, int]]:
+    """The (run, seed) tasks that have no finished result yet."""
     todo = []
     for run_id, seed in tasks:
-        path = result_path(results_dir, run_id, seed)
-        if path.exists():
-            result = load_result(path)
-            if result["protocol"] != protocol.curve_fields():
-                raise ValueError(
-                    f"{path} was trained with another protocol than the one asked "
-                    f"for (profile or flags differ). Use another --results-dir, or "
-                    f"delete the file to retrain.")
-            if result["status"] in ("complete", "diverged"):
-                continue
-        todo.append((run_id, seed))
+        result = previous_result(result_path(results_dir, run_id, seed), protocol)
+        if result is None or result["status"] not in FINISHED:
+            todo.append((run_id, seed))
     return todo
 
 
