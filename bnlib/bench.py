@@ -378,11 +378,56 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def markdown_table(report: dict) -> str:
+    """The README's speed table, from a bench JSON."""
+    peak = report["matmul_peak_gflops"]["median"]
+    lines = [
+        f"Measured {report['date'][:10]} on {report['cpu']} "
+        f"({report['environment']['cpu_count']} cores, no GPU), TensorFlow "
+        f"{report['environment']['tensorflow']}, {report['data']['kind']} CIFAR-10; "
+        f"training images/s, min / median / max of {report['repeats']} alternating "
+        f"repeats of {report['steps_per_repeat']} steps (batch "
+        f"{report['batch_size']}). fp32 matmul peak: {peak:.0f} GFLOP/s; a training "
+        f"step costs {TRAIN_FLOPS / 1e6:.1f} MFLOP per image.",
+        "",
+        "| config | (a) TF1 `feed_dict` | (b) Keras `fit` | (c) bnlib | c/a | c/b "
+        "| (c) % of peak | inference img/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run_id, entry in report["configs"].items():
+        cells = [f"{entry[k]['min']:.0f} / **{entry[k]['median']:.0f}** / "
+                 f"{entry[k]['max']:.0f}"
+                 for k in ("a_tf1_feed_dict", "b_keras_fit", "c_bnlib")]
+        lines.append(
+            f"| {run_id} ({entry['label']}) | {' | '.join(cells)} | "
+            f"{entry['ratio_c_over_a']:.2f} | {entry['ratio_c_over_b']:.2f} | "
+            f"{100 * entry['c_fraction_of_peak']:.0f} % | "
+            f"{entry['c_bnlib_inference']:.0f} |")
+    grid = report["grid"]
+    lines += [
+        "",
+        f"BN overhead (config 11 step time / config 0, runner c): "
+        f"**{report['bn_overhead_config11_over_config0']:.2f}×**. The grid, "
+        f"{grid['workers']} workers × 1 thread: "
+        + ", ".join(f"config {k} **{v:.0f} img/s = "
+                    f"{100 * grid['fraction_of_peak'][k]:.0f} % of peak**"
+                    for k, v in grid["images_per_second"].items()) + ".",
+        "",
+        "Milliseconds per step of 128 images (runner c): "
+        + "; ".join(f"config {run_id}: " + ", ".join(
+            f"{name.replace('_', ' ')} {ms:.1f}"
+            for name, ms in entry["ms_per_step"].items())
+            for run_id, entry in report["configs"].items()) + ".",
+    ]
+    return "\n".join(lines)
+
+
 def main(args) -> int:
     from .experiment import write_json_atomic
 
     report = run_bench(args.data, repeats=args.repeats, steps=args.steps)
     print(format_report(report))
     write_json_atomic(Path(args.out), report)
-    print(f"written: {args.out}")
+    print(f"written: {args.out}\n\nas a Markdown table (for the README):\n")
+    print(markdown_table(report))
     return 0

@@ -33,3 +33,5 @@ def test_bench_cli_writes_a_complete_report(tmp_path):
                                             "step_keras_adam", "step_fused_adam"}
         assert report["grid"]["images_per_second"][run_id] > 0
     assert report["bn_overhead_config11_over_config0"] > 0
+    table = bench.markdown_table(report)
+    assert "| 0 (no BN) |" in table and "| 11 (BN conv+dense, dropout 0.4) |" in table
