@@ -260,3 +260,22 @@ def test_real_offline_archive():
     # the README's published means of the decoded training set
     means = loaded.x_train.reshape(-1, 3).mean(axis=0)
     np.testing.assert_allclose(means, [125.27, 122.93, 113.86], atol=0.01)
+
+
+def test_keras_source_reshapes_labels_and_says_where_it_came_from(monkeypatch):
+    """The download path, with load_data stubbed (no network here): Keras gives
+    labels as (N, 1) uint8; the loader returns flat int32 and labels the source."""
+    import keras
+
+    x_train, y_train, x_test, y_test = tiny_arrays(3)
+
+    def fake_load_data():
+        return ((x_train, y_train.reshape(-1, 1).astype(np.uint8)),
+                (x_test, y_test.reshape(-1, 1).astype(np.uint8)))
+
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", fake_load_data)
+    loaded = D.load_cifar10("keras", sizes=None)
+    assert loaded.provenance.kind == "keras"
+    assert "download" in loaded.provenance.describe()
+    assert loaded.y_train.dtype == np.int32 and loaded.y_train.shape == (30,)
+    assert_same(loaded, (x_train, y_train, x_test, y_test))
