@@ -411,6 +411,13 @@ def run_one(run_id: int, seed: int, protocol: Protocol, data, *,
     previous = previous_result(out, protocol)
     if previous is not None and previous["status"] in FINISHED:
         return previous
+    if previous is not None and not same_data(previous["data"],
+                                              data.provenance.to_dict()):
+        raise ValueError(
+            f"{out} was started on other data ({previous['data']['kind']}, sha256 "
+            f"{previous['data']['sha256']}) than the data given now "
+            f"({data.provenance.kind}, sha256 {data.provenance.sha256}). Resume it "
+            f"with the same --data, use another --results-dir, or delete the file.")
 
     x_train, y_train, x_test, y_test = subset(data, protocol)
     keras.utils.set_random_seed(seed)
@@ -517,6 +524,12 @@ def plan(protocol: Protocol, run_ids: Iterable[int] | None = None,
     seeds = list(range(protocol.seeds)) if seeds is None else list(seeds)
     # seed-major: every configuration gets its first seed before any gets a second
     return [(run_id, seed) for seed in seeds for run_id in run_ids]
+
+
+def same_data(first: dict, second: dict) -> bool:
+    """Two provenance records name the same data (wherever the file lies)."""
+    keys = ("kind", "sha256", "num_train", "num_test")
+    return all(first.get(key) == second.get(key) for key in keys)
 
 
 def previous_result(path: Path, protocol: Protocol) -> dict | None:

@@ -1,5 +1,6 @@
 """The 12-run grid, profiles, the resumable runner and its result files."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -275,3 +276,21 @@ def test_fused_adam_is_the_same_update_as_keras_adam(synthetic):
     with pytest.raises(ValueError, match="adam_kernel"):
         E.Trainer(build_cnn(), protocol, x_train, y_train, x_test, y_test,
                   adam_kernel="sgd")
+
+
+def test_resuming_on_other_data_is_refused(tmp_path, synthetic):
+    protocol = E.get_profile("smoke", epochs=3, steps_per_epoch=3, eval_every=3,
+                             train_size=640, test_size=200)
+
+    def stop_in_epoch_two(step, total, acc):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        E.run_one(0, 0, protocol, synthetic, results_dir=tmp_path,
+                  progress=stop_in_epoch_two)
+    other = synthetic_cifar10(num_train=640, num_test=200)
+    other_prov = dataclasses.replace(other.provenance, sha256="another copy")
+    other = dataclasses.replace(other, provenance=other_prov)
+    with pytest.raises(ValueError, match="started on other data"):
+        E.run_one(0, 0, protocol, other, results_dir=tmp_path)
