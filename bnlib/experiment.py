@@ -456,10 +456,13 @@ def run_one(run_id: int, seed: int, protocol: Protocol, data, *,
     if previous is not None and ckpt.exists():
         with np.load(ckpt) as arrays:
             trainer.restore(arrays)
-        result.update({k: previous[k] for k in ("curve", "epochs_done", "timing",
-                                                 "started")})
-        result["resumed_at_epoch"] = previous["epochs_done"]
-        start_epoch = previous["epochs_done"]
+            # the checkpoint carries the record of the epoch it was taken at, so
+            # a crash between writing it and the JSON cannot replay an epoch
+            saved = json.loads(str(arrays["record"])) if "record" in arrays else previous
+        result.update({k: saved[k] for k in ("curve", "epochs_done", "timing",
+                                              "started")})
+        result["resumed_at_epoch"] = saved["epochs_done"]
+        start_epoch = saved["epochs_done"]
 
     steps_per_epoch = protocol.steps_per_epoch
     total = protocol.total_steps
@@ -504,8 +507,9 @@ def run_one(run_id: int, seed: int, protocol: Protocol, data, *,
         images = result["epochs_done"] * steps_per_epoch * protocol.batch_size
         timing["train_images_per_second"] = images / max(timing["train_seconds"], 1e-9)
         if epoch + 1 < protocol.epochs:
-            # checkpoint first, then the JSON that points at it
-            _save_npz_atomic(ckpt, trainer.state())
+            # checkpoint (with its own copy of the record) first, then the JSON
+            _save_npz_atomic(ckpt, {**trainer.state(),
+                                    "record": np.array(json.dumps(result))})
             write_json_atomic(out, result)
     result.update(status="complete", finished=_now())
     result["final_test_acc"] = result["curve"][-1][4]

@@ -104,6 +104,10 @@ def test_interrupted_run_resumes_at_its_last_epoch(tmp_path, synthetic):
     assert partial["status"] == "running" and partial["epochs_done"] == 2
     assert (tmp_path / "cut" / "checkpoints" / "run11-seed0.npz").exists()
 
+    # a crash after the checkpoint but before the JSON: the JSON lags an epoch
+    lagging = dict(partial, epochs_done=1, curve=partial["curve"][:1])
+    E.write_json_atomic(tmp_path / "cut" / "run11-seed0.json", lagging)
+
     resumed = E.run_one(11, 0, protocol, synthetic, results_dir=tmp_path / "cut")
     assert resumed["status"] == "complete" and resumed["resumed_at_epoch"] == 2
     assert [p[0] for p in resumed["curve"]] == [3, 6, 9]
