@@ -34,9 +34,18 @@ def _protocol(args):
                        bn_position=args.bn_position, seeds=args.seeds)
 
 
+def _stop_on_sigterm(signum, frame):
+    raise KeyboardInterrupt  # `kill PID` stops a run as cleanly as Ctrl-C
+
+
 def cmd_run(args) -> int:
+    import signal
+
     from .data import load_cifar10
     from .experiment import run_grid
+
+    # background jobs may start with SIGINT ignored; SIGTERM always works
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
     protocol = _protocol(args)
     run_ids = _parse_ids(args.runs)
