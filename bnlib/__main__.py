@@ -49,15 +49,12 @@ def cmd_run(args) -> int:
 
     protocol = _protocol(args)
     run_ids = _parse_ids(args.runs)
-    data = None
-    if args.workers <= 1:
-        data = load_cifar10(args.data)
-        print(data.provenance.describe(), flush=True)
-    else:  # workers load it themselves (from the cache); check it once here
-        print(load_cifar10(args.data).provenance.describe(), flush=True)
+    data = load_cifar10(args.data)  # checked (and cached) once, here
+    print(data.provenance.describe(), flush=True)
     results = run_grid(protocol, source=args.data, run_ids=run_ids,
                        results_dir=args.results_dir, workers=args.workers,
-                       threads=args.threads, jit_compile=args.jit, data=data,
+                       threads=args.threads, jit_compile=args.jit,
+                       data=data if args.workers <= 1 else None,  # workers reload
                        bn_kernel=args.bn_kernel, adam_kernel=args.adam_kernel)
     diverged = [r for r in results if r["status"] == "diverged"]
     print(f"{len(results)} result(s) in {Path(args.results_dir or 'results/' + protocol.profile)}"
