@@ -19,7 +19,7 @@ import platform
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, NamedTuple
 
 import numpy as np
 
@@ -335,6 +335,8 @@ class Trainer:
 
         self.train_step = train_step
         self.predict_step = predict_step
+        self._window = [0.0, 0.0, 0]   # loss sum, correct, seen since the last point
+        self.latest_test_acc: float | None = None
 
     def _fused_adam(self, grads, variables):
         import tensorflow as tf
@@ -377,6 +379,108 @@ class Trainer:
             for i, variable in enumerate(variables):
                 variable.assign(arrays[f"{prefix}{i}"])
 
+    def train_epoch(self, seed: int, epoch: int,
+                    progress: Callable[[int, int, float | None], None] | None = None
+                    ) -> tuple[list[list[float]], float]:
+        """Train one epoch in the protocol's minibatch order for ``seed``.
+
+        Every ``eval_every`` steps (and at the last step) the whole test set is
+        evaluated and a curve point ``[step, epoch, train_loss, train_acc,
+        test_acc]`` is recorded; training loss and accuracy are means over the
+        steps since the previous point. Returns the epoch's points and the
+        seconds spent evaluating. Raises :class:`Diverged` at a non-finite loss.
+        """
+        protocol, size = self.protocol, self.protocol.batch_size
+        order = self.epoch_order(seed, epoch)
+        points, eval_seconds = [], 0.0
+        for step_in_epoch in range(protocol.steps_per_epoch):
+            step = epoch * protocol.steps_per_epoch + step_in_epoch + 1
+            index = order[step_in_epoch * size:(step_in_epoch + 1) * size]
+            loss, correct = self.train_step(index)
+            loss = float(loss)
+            if not math.isfinite(loss):
+                raise Diverged(step, loss)
+            self._window[0] += loss * size
+            self._window[1] += float(correct)
+            self._window[2] += size
+            if step % protocol.eval_every == 0 or step == protocol.total_steps:
+                tic = time.perf_counter()
+                self.latest_test_acc = self.evaluate()
+                eval_seconds += time.perf_counter() - tic
+                loss_sum, correct_sum, seen = self._window
+                points.append([step, round(step / protocol.steps_per_epoch, 4),
+                               loss_sum / seen, correct_sum / seen,
+                               self.latest_test_acc])
+                self._window = [0.0, 0.0, 0]
+            if progress:
+                progress(step, protocol.total_steps, self.latest_test_acc)
+        return points, eval_seconds
+
+
+class Diverged(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, step: int, loss: float):
+        super().__init__(
+            f"the training loss became {loss} at step {step}. Lower the learning "
+            f"rate (--learning-rate), or check that the data holds no NaN.")
+        self.step = step
+
+
+def bn_layer_factory(bn_layer, protocol: Protocol) -> Callable[[str], object]:
+    """``name -> layer`` for :func:`bnlib.models.build_cnn`.
+
+    ``bn_layer`` is one of :data:`BN_KERNELS` (``"fused"``: bnlib's layer on the
+    fused kernel; ``"keras"``: ``keras.layers.BatchNormalization``; ``"manual"``:
+    :class:`bnlib.layers.ManualBatchNorm` on ``tf.nn``) or a callable
+    ``(name, momentum, epsilon) -> layer``; momentum and epsilon come from the
+    protocol.
+    """
+    from . import layers, models
+
+    kernels = {"fused": layers.fused_batch_norm, "keras": models.keras_batch_norm,
+               "manual": layers.manual_batch_norm}
+    if isinstance(bn_layer, str):
+        if bn_layer not in kernels:
+            raise ValueError(f"bn_kernel must be one of {BN_KERNELS}, "
+                             f"got {bn_layer!r}")
+        bn_layer = kernels[bn_layer]
+    return lambda name: bn_layer(name, protocol.bn_momentum, protocol.bn_epsilon)
+
+
+def build_run_model(run_id: int, seed: int, protocol: Protocol, bn_layer="fused"):
+    """The CNN of grid run ``run_id``, initialised from ``seed`` as run_one does."""
+    import keras
+
+    from . import models
+
+    config = get_run(run_id)
+    keras.utils.set_random_seed(seed)
+    return models.build_cnn(config.bn_conv, config.bn_dense, config.dropout,
+                            bn_position=protocol.bn_position, seed=seed,
+                            bn_layer=bn_layer_factory(bn_layer, protocol))
+
+
+class TrainedRun(NamedTuple):
+    model: object
+    curve: np.ndarray   # columns: step, epoch, train_loss, train_acc, test_acc
+
+
+def train_run(run_id: int, seed: int, protocol: Protocol, data, *,
+              bn_layer="fused", adam_kernel: str = "keras",
+              progress: Callable[[int, int, float | None], None] | None = None
+              ) -> TrainedRun:
+    """Train one (run, seed) in memory, step for step as :func:`run_one` does,
+    and return the trained model with its curve. No files, no resuming: for
+    notebooks that need the model itself."""
+    model = build_run_model(run_id, seed, protocol, bn_layer)
+    trainer = Trainer(model, protocol, *subset(data, protocol),
+                      adam_kernel=adam_kernel)
+    curve = []
+    for epoch in range(protocol.epochs):
+        curve += trainer.train_epoch(seed, epoch, progress)[0]
+    return TrainedRun(model, np.array(curve))
+
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -397,13 +501,8 @@ def run_one(run_id: int, seed: int, protocol: Protocol, data, *,
     ``adam_kernel`` is ``"keras"`` (what the book's grid used) or ``"fused"``
     (same update, one kernel per variable: about 7% faster here).
     """
-    import keras
-
-    from . import layers, models
-
     if bn_kernel not in BN_KERNELS:
         raise ValueError(f"bn_kernel must be one of {BN_KERNELS}, got {bn_kernel!r}")
-
     config = get_run(run_id)
     folder = results_dir_for(protocol, results_dir)
     out = result_path(folder, run_id, seed)
@@ -420,13 +519,7 @@ def run_one(run_id: int, seed: int, protocol: Protocol, data, *,
             f"with the same --data, use another --results-dir, or delete the file.")
 
     x_train, y_train, x_test, y_test = subset(data, protocol)
-    keras.utils.set_random_seed(seed)
-    make_bn = {"fused": layers.fused_batch_norm, "keras": models.keras_batch_norm,
-               "manual": layers.manual_batch_norm}[bn_kernel]
-    model = models.build_cnn(
-        config.bn_conv, config.bn_dense, config.dropout,
-        bn_position=protocol.bn_position, seed=seed,
-        bn_layer=lambda name: make_bn(name, protocol.bn_momentum, protocol.bn_epsilon))
+    model = build_run_model(run_id, seed, protocol, bn_kernel)
     trainer = Trainer(model, protocol, x_train, y_train, x_test, y_test,
                       jit_compile=jit_compile, adam_kernel=adam_kernel)
 
@@ -465,39 +558,20 @@ def run_one(run_id: int, seed: int, protocol: Protocol, data, *,
         start_epoch = saved["epochs_done"]
 
     steps_per_epoch = protocol.steps_per_epoch
-    total = protocol.total_steps
-    latest = result["curve"][-1][4] if result["curve"] else None
     if progress:
-        progress(start_epoch * steps_per_epoch, total, latest)
-    loss_sum = correct_sum = seen = 0.0
+        latest = result["curve"][-1][4] if result["curve"] else None
+        progress(start_epoch * steps_per_epoch, protocol.total_steps, latest)
     for epoch in range(start_epoch, protocol.epochs):
-        order = trainer.epoch_order(seed, epoch)
         tic = time.perf_counter()
-        eval_seconds = 0.0
-        for step_in_epoch in range(steps_per_epoch):
-            step = epoch * steps_per_epoch + step_in_epoch + 1
-            index = order[step_in_epoch * protocol.batch_size:
-                          (step_in_epoch + 1) * protocol.batch_size]
-            loss, correct = trainer.train_step(index)
-            loss = float(loss)
-            if not math.isfinite(loss):
-                result.update(status="diverged", diverged_at_step=step,
-                              finished=_now())
-                write_json_atomic(out, result)
-                ckpt.unlink(missing_ok=True)
-                return result
-            loss_sum += loss * protocol.batch_size
-            correct_sum += float(correct)
-            seen += protocol.batch_size
-            if step % protocol.eval_every == 0 or step == total:
-                eval_tic = time.perf_counter()
-                latest = trainer.evaluate()
-                eval_seconds += time.perf_counter() - eval_tic
-                result["curve"].append([step, round(step / steps_per_epoch, 4),
-                                        loss_sum / seen, correct_sum / seen, latest])
-                loss_sum = correct_sum = seen = 0.0
-            if progress:
-                progress(step, total, latest)
+        try:
+            points, eval_seconds = trainer.train_epoch(seed, epoch, progress)
+        except Diverged as err:
+            result.update(status="diverged", diverged_at_step=err.step,
+                          finished=_now())
+            write_json_atomic(out, result)
+            ckpt.unlink(missing_ok=True)
+            return result
+        result["curve"] += points
         elapsed = time.perf_counter() - tic
         timing = result["timing"]
         timing["train_seconds"] += elapsed - eval_seconds

@@ -80,6 +80,38 @@ def test_same_seed_same_curve(tmp_path, synthetic):
     assert first["curve"] == second["curve"]
 
 
+def test_train_run_is_run_one_in_memory(tmp_path, synthetic, monkeypatch):
+    """The notebooks' in-memory training is the runner's, step for step."""
+    on_disk = E.run_one(9, 2, TINY, synthetic, results_dir=tmp_path / "runs",
+                        bn_kernel="manual")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    in_memory = E.train_run(9, 2, TINY, synthetic, bn_layer="manual")
+    np.testing.assert_array_equal(in_memory.curve, np.array(on_disk["curve"]))
+    assert in_memory.model.get_layer("bn_dense1").moving_variance.numpy().std() > 0
+    assert not list((tmp_path / "cwd").iterdir())   # no result file, no checkpoint
+
+
+def test_train_run_takes_a_layer_factory_and_stops_at_a_nan(synthetic):
+    from bnlib import layers
+
+    made = []
+
+    def counting_layer(name, momentum, epsilon):
+        made.append((name, momentum, epsilon))
+        return layers.manual_batch_norm(name, momentum, epsilon)
+
+    E.train_run(9, 0, TINY, synthetic, bn_layer=counting_layer)
+    assert [m[0] for m in made] == ["bn_conv1", "bn_conv2", "bn_dense1"]
+    assert {m[1:] for m in made} == {(TINY.bn_momentum, TINY.bn_epsilon)}
+
+    exploding = dataclasses.replace(TINY, learning_rate=1e12)
+    with pytest.raises(E.Diverged, match="Lower the learning rate"):
+        E.train_run(0, 0, exploding, synthetic)
+    with pytest.raises(ValueError, match="bn_kernel must be one of"):
+        E.train_run(9, 0, TINY, synthetic, bn_layer="batchnorm")
+
+
 def test_finished_runs_are_skipped(tmp_path, synthetic):
     first = E.run_one(0, 0, TINY, synthetic, results_dir=tmp_path)
     calls = []
