@@ -7,6 +7,9 @@ Every figure shows test accuracy against training step with the y-axis fixed to
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -121,12 +124,35 @@ def save_article_figures(results: list[dict], out_dir, y_limits=Y_LIMITS
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
+    # each PNG names the result files it was drawn from (see figure_source)
+    metadata = {"Source": figure_source_text(results)}
     for name, fig in article_figures(results, y_limits).items():
         path = out / f"{name}.png"
-        fig.savefig(path)
+        partial = path.with_name(f".{name}.partial.png")
+        fig.savefig(partial, metadata=metadata)
+        os.replace(partial, path)
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def results_digest(results: list[dict]) -> str:
+    """sha256 of the (run, seed, curve) of these results, in any order."""
+    payload = sorted([r["run_id"], r["seed"], r["curve"]] for r in results)
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+
+
+def figure_source_text(results: list[dict]) -> str:
+    return (f"bnlib plot: {len(results)} result files, "
+            f"curves sha256 {results_digest(results)}")
+
+
+def figure_source(path) -> str | None:
+    """The ``Source`` a PNG written by :func:`save_article_figures` carries."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.info.get("Source")
 
 
 def _mean_std(values):
@@ -309,5 +335,7 @@ def write_book_assets(results: list[dict], out_dir, y_limits=Y_LIMITS) -> list[P
     """The five figures and the headline snippet the book's introduction uses."""
     paths = save_article_figures(results, out_dir, y_limits)
     headline = Path(out_dir) / "headline.md"
-    headline.write_text(headline_markdown(results))
+    partial = headline.with_name(".headline.partial.md")
+    partial.write_text(headline_markdown(results))
+    os.replace(partial, headline)
     return [*paths, headline]
