@@ -97,6 +97,10 @@ def test_bn_gain_over_the_best_dropout_only_network(results):
         assert round(gain, 2) == 0.08                       # "about 0.08"
         largest_std = max(stability[r]["between_seed_std"] for r in (bn_run, 2))
         assert gain > 5 * largest_std                      # "more than five times"
+    others = [abs(plots.compare(results, a, b)["diff"]) for a, b, _ in STATED
+              if b != 2]
+    smallest_gain = min(plots.compare(results, r, 2)["diff"] for r in (3, 6, 9))
+    assert smallest_gain > max(others)                     # "the largest effect"
 
 
 def test_dropout_gains_with_bn(results):
@@ -119,6 +123,8 @@ def test_stability_as_stated(results):
     for both in (9, 10, 11):                                 # "in the middle"
         assert both not in ranked[:2] + ranked[-2:]
     assert max(WITH_BN, key=between.get) == 9
+    assert max(wobble, key=wobble.get) == 8                  # "most of all"
+    assert round(wobble[8], 3) == 0.031
 
 
 def test_best_configurations(results):
