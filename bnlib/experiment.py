@@ -423,7 +423,8 @@ class Diverged(FloatingPointError):
     def __init__(self, step: int, loss: float):
         super().__init__(
             f"the training loss became {loss} at step {step}. Lower the learning "
-            f"rate (--learning-rate), or check that the data holds no NaN.")
+            f"rate (--learning-rate, or the protocol's learning_rate), or check "
+            f"that the data holds no NaN.")
         self.step = step
 
 
