@@ -65,8 +65,8 @@ SPREAD = "within seed spread"
 NO_BN = [c.run_id for c in GRID if not (c.bn_conv or c.bn_dense)]
 WITH_BN = [c.run_id for c in GRID if c.bn_conv or c.bn_dense]
 
-# The verdicts the "Conclusions" of notebooks/04_experiment.md states, as
-# (better, worse, verdict). Keep the two in step.
+# The verdicts the "Conclusions" of notebooks/04_experiment.md states (and the
+# end of book/intro.md sums up), as (better, worse, verdict). Keep them in step.
 STATED = [
     # BN beats dropout: each placement without dropout vs run 2 (no BN, 0.4)
     (3, 2, CLEAR), (6, 2, CLEAR), (9, 2, CLEAR),
