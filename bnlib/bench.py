@@ -23,7 +23,6 @@ import os
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 import datetime as _dt  # noqa: E402
-import json  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -47,12 +46,9 @@ def build_keras_fit_model(run_config, protocol, seed: int):
     """The plain Keras 3 way: stock BN layer, compile with Adam, fit on arrays."""
     import keras
 
-    from . import models
+    from .experiment import build_run_model
 
-    keras.utils.set_random_seed(seed)
-    model = models.build_cnn(run_config.bn_conv, run_config.bn_dense,
-                             run_config.dropout, bn_position=protocol.bn_position,
-                             seed=seed)
+    model = build_run_model(run_config.run_id, seed, protocol, "keras")
     model.compile(
         optimizer=keras.optimizers.Adam(
             learning_rate=protocol.learning_rate, beta_1=protocol.adam_beta_1,
@@ -135,11 +131,8 @@ class _Contender:
 
 
 def _contenders(run_config, protocol, data, seed: int, steps: int):
-    from .experiment import Trainer, subset
-    from .layers import fused_batch_norm
-    from .models import build_cnn
+    from .experiment import Trainer, build_run_model, subset
     from .tf1 import TF1Trainer
-    import keras
 
     x_train, y_train, x_test, y_test = subset(data, protocol)
     batch = protocol.batch_size
@@ -158,9 +151,7 @@ def _contenders(run_config, protocol, data, seed: int, steps: int):
     x_fit = x_train[:chunk].astype(np.float32)
     y_fit = y_train[:chunk]
 
-    keras.utils.set_random_seed(seed)
-    model = build_cnn(run_config.bn_conv, run_config.bn_dense, run_config.dropout,
-                      seed=seed, bn_layer=fused_batch_norm)
+    model = build_run_model(run_config.run_id, seed, protocol, "fused")
     ours = Trainer(model, protocol, x_train, y_train, x_test, y_test,
                    adam_kernel="fused")
 
@@ -195,17 +186,12 @@ def time_breakdown(run_config, protocol, data, seed: int = 0, steps: int = 20,
     """Where a bnlib training step spends its time: forward pass alone, forward
     and backward (gradients, no update), the full step with Keras' Adam, and
     with the fused Adam kernel; milliseconds per step of 128 images (medians)."""
-    import keras
     import tensorflow as tf
 
-    from .experiment import Trainer, subset
-    from .layers import fused_batch_norm
-    from .models import build_cnn
+    from .experiment import Trainer, build_run_model, subset
 
     x_train, y_train, x_test, y_test = subset(data, protocol)
-    keras.utils.set_random_seed(seed)
-    model = build_cnn(run_config.bn_conv, run_config.bn_dense, run_config.dropout,
-                      seed=seed, bn_layer=fused_batch_norm)
+    model = build_run_model(run_config.run_id, seed, protocol, "fused")
     trainers = {kernel: Trainer(model, protocol, x_train, y_train, x_test, y_test,
                                 adam_kernel=kernel) for kernel in ("keras", "fused")}
     images = tf.constant(x_train[:protocol.batch_size].astype(np.float32))
@@ -244,20 +230,12 @@ def time_breakdown(run_config, protocol, data, seed: int = 0, steps: int = 20,
 
 def _grid_worker(run_id, protocol, source, steps, barrier, queue):
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    from .experiment import Trainer, configure_threads, get_run
+    from .experiment import Trainer, build_run_model, configure_threads
     from .data import load_cifar10
 
     configure_threads(1)
-    import keras
-
-    from .layers import fused_batch_norm
-    from .models import build_cnn
-
     data = load_cifar10(source)
-    config = get_run(run_id)
-    keras.utils.set_random_seed(run_id)
-    model = build_cnn(config.bn_conv, config.bn_dense, config.dropout,
-                      bn_layer=fused_batch_norm)
+    model = build_run_model(run_id, run_id, protocol, "fused")
     trainer = Trainer(model, protocol, data.x_train, data.y_train, data.x_test,
                       data.y_test, adam_kernel="fused")
     order = trainer.epoch_order(0, 0)
