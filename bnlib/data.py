@@ -42,7 +42,7 @@ NUM_TRAIN, NUM_TEST = 50_000, 10_000
 IMAGE_SHAPE = (32, 32, 3)
 ENV_VAR = "BNLIB_DATA"
 CACHE_ENV_VAR = "BNLIB_CACHE"
-CACHE_FORMAT = 1  # bump when the decoded layout changes
+CACHE_FORMAT = 2  # bump when the decoded layout changes
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 FIX_HINT = (
@@ -121,16 +121,17 @@ def load_cifar10(source: str | os.PathLike | None = None, *,
     path = Path(chosen).expanduser()
     if not path.exists():
         raise DataError(f"CIFAR-10 source {str(path)!r} does not exist. {FIX_HINT}")
-    kind = detect_kind(path)
     digest = _fingerprint(path)
     cache_file = None
     if use_cache:
-        cache_file = _cache_dir(cache_dir) / f"cifar10-{kind}-{digest[:16]}-v{CACHE_FORMAT}.npz"
+        # keyed by content alone: a hit needs no listing of the archive
+        cache_file = _cache_dir(cache_dir) / f"cifar10-{digest[:16]}-v{CACHE_FORMAT}.npz"
         if cache_file.exists():
             try:
-                return _read_cache(cache_file, kind, path, digest, sizes)
+                return _read_cache(cache_file, path, digest, sizes)
             except Exception:  # a damaged cache is rebuilt, never trusted
                 cache_file.unlink(missing_ok=True)
+    kind = detect_kind(path)
     if kind == "python":
         arrays = _read_python_batches(path)
         notes = "official python batches (lossless)"
@@ -381,15 +382,15 @@ def _write_cache(cache_file: Path, data: Cifar10) -> None:
     fd, tmp = tempfile.mkstemp(dir=cache_file.parent, suffix=".tmp.npz")
     os.close(fd)
     np.savez(tmp, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
-             y_test=data.y_test, notes=np.array(data.provenance.notes))
+             y_test=data.y_test, kind=np.array(data.provenance.kind),
+             notes=np.array(data.provenance.notes))
     os.replace(tmp, cache_file)
 
 
-def _read_cache(cache_file: Path, kind: str, path: Path, digest: str,
-                sizes) -> Cifar10:
+def _read_cache(cache_file: Path, path: Path, digest: str, sizes) -> Cifar10:
     with np.load(cache_file) as npz:
         arrays = [npz[k] for k in ("x_train", "y_train", "x_test", "y_test")]
-        notes = str(npz["notes"])
+        kind, notes = str(npz["kind"]), str(npz["notes"])
     prov = Provenance(kind, str(path.resolve()), digest, notes,
                       len(arrays[0]), len(arrays[2]))
     return _validate(*arrays, prov, sizes)
