@@ -273,111 +273,21 @@ def epoch_order(protocol: Protocol, num_train: int, seed: int, epoch: int
     return order[:needed].astype(np.int32)
 
 
-class Trainer:
-    """A compiled training step for one model, data held in memory as uint8.
-
-    Each step gathers a minibatch of the shuffled index order, casts it to
-    float32 (no scaling, as the article), and applies one Adam update. The BN
-    moving averages are updated inside the same compiled step.
-
-    ``adam_kernel="fused"`` applies the same Adam update with TensorFlow's fused
-    ``ResourceApplyAdam`` kernel (one pass over each variable, as TF1's
-    ``AdamOptimizer``) on the Keras optimizer's own slots, instead of Keras'
-    several element-wise passes; checkpoints are the same either way.
-    The steps are traced without AutoGraph: they hold no tensor-dependent Python
-    control flow, and tracing never re-reads source files that may have changed.
+class EpochLoop:
+    """The training loop every trainer shares: the protocol's shuffled
+    minibatches, one ``train_step(index) -> (loss, correct)`` each, and a test
+    ``evaluate()`` every ``eval_every`` steps. :class:`Trainer` (Keras) and
+    :class:`bnlib.tf1.TF1Trainer` (TF1 graph) provide the two methods.
     """
 
-    def __init__(self, model, protocol: Protocol, x_train, y_train, x_test, y_test,
-                 *, jit_compile: bool = False, eval_batch: int = 1000,
-                 adam_kernel: str = "keras"):
-        import keras
-        import tensorflow as tf
-
-        self.model = model
+    def __init__(self, protocol: Protocol, num_train: int):
         self.protocol = protocol
-        self.optimizer = keras.optimizers.Adam(
-            learning_rate=protocol.learning_rate, beta_1=protocol.adam_beta_1,
-            beta_2=protocol.adam_beta_2, epsilon=protocol.adam_epsilon)
-        self.optimizer.build(model.trainable_variables)
-        self.x_train = tf.constant(x_train)
-        self.y_train = tf.constant(y_train.astype(np.int32))
-        self.x_test = x_test
-        self.y_test = y_test.astype(np.int32)
-        self.eval_batch = eval_batch
-        self.num_train = len(x_train)
-        trainable = model.trainable_variables
-        if adam_kernel not in ADAM_KERNELS:
-            raise ValueError(f"adam_kernel must be one of {ADAM_KERNELS}, "
-                             f"got {adam_kernel!r}")
-        apply_gradients = (self._fused_adam if adam_kernel == "fused"
-                           else self.optimizer.apply)
-
-        @tf.function(jit_compile=jit_compile, reduce_retracing=True, autograph=False)
-        def train_step(index):
-            images = tf.cast(tf.gather(self.x_train, index), tf.float32)
-            labels = tf.gather(self.y_train, index)
-            with tf.GradientTape() as tape:
-                logits = model(images, training=True)
-                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=labels, logits=logits))
-            grads = tape.gradient(loss, trainable)
-            apply_gradients(grads, trainable)
-            correct = tf.reduce_sum(tf.cast(
-                tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), labels),
-                tf.float32))
-            return loss, correct
-
-        @tf.function(jit_compile=jit_compile, reduce_retracing=True, autograph=False)
-        def predict_step(images):
-            logits = model(tf.cast(images, tf.float32), training=False)
-            return tf.argmax(logits, axis=1, output_type=tf.int32)
-
-        self.train_step = train_step
-        self.predict_step = predict_step
+        self.num_train = num_train
         self._window = [0.0, 0.0, 0]   # loss sum, correct, seen since the last point
         self.latest_test_acc: float | None = None
 
-    def _fused_adam(self, grads, variables):
-        import tensorflow as tf
-
-        opt = self.optimizer
-        opt.iterations.assign_add(1)
-        step = tf.cast(opt.iterations, tf.float32)
-        constants = {name: tf.constant(value, tf.float32) for name, value in
-                     (("beta1", opt.beta_1), ("beta2", opt.beta_2),
-                      ("epsilon", opt.epsilon))}
-        for grad, variable in zip(grads, variables):
-            slot = opt._get_variable_index(variable)
-            tf.raw_ops.ResourceApplyAdam(
-                var=variable.value.handle, m=opt._momentums[slot].value.handle,
-                v=opt._velocities[slot].value.handle,
-                beta1_power=tf.pow(constants["beta1"], step),
-                beta2_power=tf.pow(constants["beta2"], step),
-                lr=tf.cast(opt.learning_rate, tf.float32), grad=grad, **constants)
-
     def epoch_order(self, seed: int, epoch: int) -> np.ndarray:
         return epoch_order(self.protocol, self.num_train, seed, epoch)
-
-    def evaluate(self) -> float:
-        correct = 0
-        for start in range(0, len(self.x_test), self.eval_batch):
-            batch = self.x_test[start:start + self.eval_batch]
-            predicted = self.predict_step(batch).numpy()
-            correct += int((predicted == self.y_test[start:start + self.eval_batch]).sum())
-        return correct / len(self.x_test)
-
-    def state(self) -> dict:
-        arrays = {f"m{i}": v.numpy() for i, v in enumerate(self.model.variables)}
-        arrays.update({f"o{i}": v.numpy()
-                       for i, v in enumerate(self.optimizer.variables)})
-        return arrays
-
-    def restore(self, arrays) -> None:
-        for prefix, variables in (("m", self.model.variables),
-                                  ("o", self.optimizer.variables)):
-            for i, variable in enumerate(variables):
-                variable.assign(arrays[f"{prefix}{i}"])
 
     def train_epoch(self, seed: int, epoch: int,
                     progress: Callable[[int, int, float | None], None] | None = None
@@ -415,6 +325,107 @@ class Trainer:
             if progress:
                 progress(step, protocol.total_steps, self.latest_test_acc)
         return points, eval_seconds
+
+
+class Trainer(EpochLoop):
+    """A compiled training step for one model, data held in memory as uint8.
+
+    Each step gathers a minibatch of the shuffled index order, casts it to
+    float32 (no scaling, as the article), and applies one Adam update. The BN
+    moving averages are updated inside the same compiled step.
+
+    ``adam_kernel="fused"`` applies the same Adam update with TensorFlow's fused
+    ``ResourceApplyAdam`` kernel (one pass over each variable, as TF1's
+    ``AdamOptimizer``) on the Keras optimizer's own slots, instead of Keras'
+    several element-wise passes; checkpoints are the same either way.
+    The steps are traced without AutoGraph: they hold no tensor-dependent Python
+    control flow, and tracing never re-reads source files that may have changed.
+    """
+
+    def __init__(self, model, protocol: Protocol, x_train, y_train, x_test, y_test,
+                 *, jit_compile: bool = False, eval_batch: int = 1000,
+                 adam_kernel: str = "keras"):
+        import keras
+        import tensorflow as tf
+
+        super().__init__(protocol, len(x_train))
+        self.model = model
+        self.optimizer = keras.optimizers.Adam(
+            learning_rate=protocol.learning_rate, beta_1=protocol.adam_beta_1,
+            beta_2=protocol.adam_beta_2, epsilon=protocol.adam_epsilon)
+        self.optimizer.build(model.trainable_variables)
+        self.x_train = tf.constant(x_train)
+        self.y_train = tf.constant(y_train.astype(np.int32))
+        self.x_test = x_test
+        self.y_test = y_test.astype(np.int32)
+        self.eval_batch = eval_batch
+        trainable = model.trainable_variables
+        if adam_kernel not in ADAM_KERNELS:
+            raise ValueError(f"adam_kernel must be one of {ADAM_KERNELS}, "
+                             f"got {adam_kernel!r}")
+        apply_gradients = (self._fused_adam if adam_kernel == "fused"
+                           else self.optimizer.apply)
+
+        @tf.function(jit_compile=jit_compile, reduce_retracing=True, autograph=False)
+        def train_step(index):
+            images = tf.cast(tf.gather(self.x_train, index), tf.float32)
+            labels = tf.gather(self.y_train, index)
+            with tf.GradientTape() as tape:
+                logits = model(images, training=True)
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=labels, logits=logits))
+            grads = tape.gradient(loss, trainable)
+            apply_gradients(grads, trainable)
+            correct = tf.reduce_sum(tf.cast(
+                tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), labels),
+                tf.float32))
+            return loss, correct
+
+        @tf.function(jit_compile=jit_compile, reduce_retracing=True, autograph=False)
+        def predict_step(images):
+            logits = model(tf.cast(images, tf.float32), training=False)
+            return tf.argmax(logits, axis=1, output_type=tf.int32)
+
+        self.train_step = train_step
+        self.predict_step = predict_step
+
+    def _fused_adam(self, grads, variables):
+        import tensorflow as tf
+
+        opt = self.optimizer
+        opt.iterations.assign_add(1)
+        step = tf.cast(opt.iterations, tf.float32)
+        constants = {name: tf.constant(value, tf.float32) for name, value in
+                     (("beta1", opt.beta_1), ("beta2", opt.beta_2),
+                      ("epsilon", opt.epsilon))}
+        for grad, variable in zip(grads, variables):
+            slot = opt._get_variable_index(variable)
+            tf.raw_ops.ResourceApplyAdam(
+                var=variable.value.handle, m=opt._momentums[slot].value.handle,
+                v=opt._velocities[slot].value.handle,
+                beta1_power=tf.pow(constants["beta1"], step),
+                beta2_power=tf.pow(constants["beta2"], step),
+                lr=tf.cast(opt.learning_rate, tf.float32), grad=grad, **constants)
+
+    def evaluate(self) -> float:
+        correct = 0
+        for start in range(0, len(self.x_test), self.eval_batch):
+            batch = self.x_test[start:start + self.eval_batch]
+            predicted = self.predict_step(batch).numpy()
+            correct += int((predicted == self.y_test[start:start + self.eval_batch]).sum())
+        return correct / len(self.x_test)
+
+    def state(self) -> dict:
+        arrays = {f"m{i}": v.numpy() for i, v in enumerate(self.model.variables)}
+        arrays.update({f"o{i}": v.numpy()
+                       for i, v in enumerate(self.optimizer.variables)})
+        return arrays
+
+    def restore(self, arrays) -> None:
+        for prefix, variables in (("m", self.model.variables),
+                                  ("o", self.optimizer.variables)):
+            for i, variable in enumerate(variables):
+                variable.assign(arrays[f"{prefix}{i}"])
 
 
 class Diverged(FloatingPointError):

@@ -19,7 +19,8 @@ gives Keras 3 in the same process, so the rest of bnlib works alongside; only
 ``tf.keras`` becomes tf-keras.
 
 :class:`TF1Trainer` has the interface of :class:`bnlib.experiment.Trainer`
-(``train_step(index)``, ``evaluate()``, ``epoch_order(seed, epoch)``);
+(``train_step(index)``, ``evaluate()``, and the shared ``epoch_order`` and
+``train_epoch``);
 :func:`train_tf1` trains one configuration and returns its learning curve in
 the format of :func:`bnlib.experiment.run_one`.
 """
@@ -57,14 +58,13 @@ def _ensure_legacy_keras() -> None:
 _ensure_legacy_keras()
 
 import dataclasses  # noqa: E402  (the variable must be set before TensorFlow loads)
-import math  # noqa: E402
 import time  # noqa: E402
 from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .experiment import Protocol, RunConfig, Trainer, subset  # noqa: E402
+from .experiment import Diverged, EpochLoop, Protocol, RunConfig, subset  # noqa: E402
 
 tf1 = tf.compat.v1  # the TF1 API: tf1.layers is the article's tf.layers
 
@@ -180,28 +180,25 @@ def build_graph(config: RunConfig, protocol: Protocol, *, seed: int = 0,
 
 
 # --------------------------------------------------------------------------- trainer
-class TF1Trainer:
+class TF1Trainer(EpochLoop):
     """The article's graph in a ``tf.compat.v1.Session``, fed from uint8 arrays.
 
     Same interface as :class:`bnlib.experiment.Trainer`: ``train_step(index)``
     feeds ``x_train[index]`` as float32 (no scaling, as the article) with
-    ``is_training=True`` and runs one Adam step; ``evaluate()`` returns the test
-    accuracy with ``is_training=False`` (moving statistics) in batches of 1000.
+    ``is_training=True``, runs one Adam step and returns (loss, right
+    predictions); ``evaluate()`` returns the test accuracy with
+    ``is_training=False`` (moving statistics) in batches of 1000. The epoch
+    loop, ``train_epoch``, is the Keras runner's (:class:`EpochLoop`).
     """
-
-    epoch_order = Trainer.epoch_order  # the same shuffles as the Keras runner
 
     def __init__(self, run_config: RunConfig, protocol: Protocol, x_train, y_train,
                  x_test, y_test, *, seed: int, use_update_ops: bool = True,
                  threads: int | None = None, eval_batch: int = 1000):
-        self.run_config = run_config
-        self.protocol = protocol
-        self.use_update_ops = use_update_ops
+        super().__init__(protocol, len(x_train))  # the Keras runner's epoch loop
         self.x_train = np.asarray(x_train)
         self.y_train = np.asarray(y_train, dtype=np.int32)
         self.x_test = np.asarray(x_test)
         self.y_test = np.asarray(y_test, dtype=np.int32)
-        self.num_train = len(self.x_train)
         self.eval_batch = eval_batch
         self.net = build_graph(run_config, protocol, seed=seed,
                                use_update_ops=use_update_ops)
@@ -210,13 +207,12 @@ class TF1Trainer:
             inter_op_parallelism_threads=max(1, min(2, threads)) if threads else 0)
         self.session = tf1.Session(graph=self.net.graph, config=session_config)
         self.session.run(self.net.init_op)
-        self.last_correct = 0  # right predictions of the latest train_step
 
     @property
     def num_params(self) -> int:
         return self.net.num_params
 
-    def run_step(self, index: np.ndarray) -> tuple[float, int]:
+    def train_step(self, index: np.ndarray) -> tuple[float, int]:
         """One training step; returns (mean loss, number of right predictions)."""
         net = self.net
         _, loss, correct = self.session.run(
@@ -224,10 +220,6 @@ class TF1Trainer:
             feed_dict={net.x: self.x_train[index].astype(np.float32),
                        net.y: self.y_train[index], net.is_training: True})
         return float(loss), int(correct)
-
-    def train_step(self, index: np.ndarray) -> float:
-        loss, self.last_correct = self.run_step(index)
-        return loss
 
     def evaluate(self) -> float:
         net = self.net
@@ -284,49 +276,29 @@ def train_tf1(run_config: RunConfig, protocol: Protocol, data, *, seed: int,
         "diverged_at_step": None,
         "timing": {"train_seconds": 0.0, "eval_seconds": 0.0},
     }
-    steps_per_epoch, batch = protocol.steps_per_epoch, protocol.batch_size
-    total = protocol.total_steps
     with TF1Trainer(run_config, protocol, x_train, y_train, x_test, y_test,
                     seed=seed, use_update_ops=use_update_ops,
                     threads=threads) as trainer:
         result["num_params"] = trainer.num_params
-        latest = None
-        loss_sum = correct_sum = seen = 0.0
         timing = result["timing"]
         if progress:
-            progress(0, total, latest)
-        for epoch in range(protocol.epochs):
-            order = trainer.epoch_order(seed, epoch)
-            for step_in_epoch in range(steps_per_epoch):
-                step = epoch * steps_per_epoch + step_in_epoch + 1
-                index = order[step_in_epoch * batch:(step_in_epoch + 1) * batch]
+            progress(0, protocol.total_steps, None)
+        epochs_done = 0
+        try:
+            for epoch in range(protocol.epochs):
                 tic = time.perf_counter()
-                loss, correct = trainer.run_step(index)
-                timing["train_seconds"] += time.perf_counter() - tic
-                if not math.isfinite(loss):
-                    result.update(status="diverged", diverged_at_step=step)
-                    break
-                loss_sum += loss * batch
-                correct_sum += correct
-                seen += batch
-                if step % protocol.eval_every == 0 or step == total:
-                    tic = time.perf_counter()
-                    latest = trainer.evaluate()
-                    timing["eval_seconds"] += time.perf_counter() - tic
-                    result["curve"].append([step, round(step / steps_per_epoch, 4),
-                                            loss_sum / seen, correct_sum / seen,
-                                            latest])
-                    loss_sum = correct_sum = seen = 0.0
-                if progress:
-                    progress(step, total, latest)
-            if result["status"] == "diverged":
-                break
+                points, eval_seconds = trainer.train_epoch(seed, epoch, progress)
+                result["curve"] += points
+                timing["train_seconds"] += time.perf_counter() - tic - eval_seconds
+                timing["eval_seconds"] += eval_seconds
+                epochs_done += 1
+        except Diverged as err:
+            result.update(status="diverged", diverged_at_step=err.step)
+        else:
+            result["status"] = "complete"
         result["moving_stats"] = trainer.moving_statistics()
-    steps_done = (result["diverged_at_step"] or total + 1) - 1
-    timing["train_images_per_second"] = (steps_done * batch
-                                         / max(timing["train_seconds"], 1e-9))
-    if result["status"] != "diverged":
-        result["status"] = "complete"
+    images = epochs_done * protocol.steps_per_epoch * protocol.batch_size
+    timing["train_images_per_second"] = images / max(timing["train_seconds"], 1e-9)
     if result["curve"]:
         result["final_test_acc"] = result["curve"][-1][4]
         result["best_test_acc"] = max(point[4] for point in result["curve"])

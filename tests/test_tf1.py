@@ -98,7 +98,7 @@ def test_momentum_update_formula(data):
 def test_training_reduces_the_loss(data):
     index = np.arange(32, dtype=np.int32)
     with trainer(data, run_id=9) as t:
-        losses = [t.train_step(index) for _ in range(6)]
+        losses = [t.train_step(index)[0] for _ in range(6)]
         accuracy = t.evaluate()
     assert all(np.isfinite(losses))
     assert losses[-1] < 0.5 * losses[0]
@@ -112,7 +112,9 @@ def test_same_interface_and_shuffles_as_the_keras_trainer(data):
                                       Trainer.epoch_order(t, 3, 1))
         order = t.epoch_order(0, 0)
         assert order.dtype == np.int32 and len(order) == 4 * 32
-        assert isinstance(t.train_step(order[:32]), float)
+        loss, correct = t.train_step(order[:32])
+        assert isinstance(loss, float) and isinstance(correct, int)
+        assert 0 <= correct <= 32
         assert isinstance(t.evaluate(), float)
 
 
