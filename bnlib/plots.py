@@ -218,6 +218,13 @@ def last_n_means(runs: list[dict]) -> list[float]:
             for r in runs if r["status"] == "complete"]
 
 
+CLEAR = "clear: every seed ahead"
+CLEAR_OTHER_WAY = "clear, but the other way round"
+WITHIN_SPREAD = "within seed spread"
+ONE_SEED = "one seed: no spread to judge"
+MISSING = "missing"
+
+
 def compare(results: list[dict], better: int, worse: int) -> dict:
     """Is run ``better`` ahead of run ``worse`` by more than the seed spread?
 
@@ -229,18 +236,18 @@ def compare(results: list[dict], better: int, worse: int) -> dict:
     a = last_n_means(grouped.get(better, []))
     b = last_n_means(grouped.get(worse, []))
     if not a or not b:
-        return {"better": better, "worse": worse, "verdict": "missing"}
+        return {"better": better, "worse": worse, "verdict": MISSING}
     diff = statistics.fmean(a) - statistics.fmean(b)
     spread = (statistics.variance(a) / len(a) if len(a) > 1 else 0.0) + \
         (statistics.variance(b) / len(b) if len(b) > 1 else 0.0)
     if min(len(a), len(b)) < 2:
-        verdict = "one seed: no spread to judge"
+        verdict = ONE_SEED
     elif min(a) > max(b):
-        verdict = "clear: every seed ahead"
+        verdict = CLEAR
     elif max(a) < min(b):
-        verdict = "clear, but the other way round"
+        verdict = CLEAR_OTHER_WAY
     else:
-        verdict = "within seed spread"
+        verdict = WITHIN_SPREAD
     return {"better": better, "worse": worse, "diff": diff,
             "standard_error": spread ** 0.5, "seeds": (len(a), len(b)),
             "verdict": verdict}
@@ -248,7 +255,7 @@ def compare(results: list[dict], better: int, worse: int) -> dict:
 
 def format_comparison(row: dict) -> str:
     head = f"run {row['better']:2d} vs run {row['worse']:2d}"
-    if row["verdict"] == "missing":
+    if row["verdict"] == MISSING:
         return f"{head}: results missing"
     return (f"{head}: {row['diff']:+.3f} ± {row['standard_error']:.3f} "
             f"(seeds {row['seeds'][0]}/{row['seeds'][1]}) -> {row['verdict']}")

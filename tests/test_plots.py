@@ -48,10 +48,10 @@ def test_one_seed_shows_no_spread():
 
 
 @pytest.mark.parametrize("better, worse, verdict", [
-    ((0.70, 0.71, 0.72), (0.60, 0.65, 0.69), "clear: every seed ahead"),
-    ((0.60, 0.65, 0.69), (0.70, 0.71, 0.72), "clear, but the other way round"),
-    ((0.70, 0.71, 0.72), (0.60, 0.65, 0.705), "within seed spread"),
-    ((0.90,), (0.60, 0.65), "one seed: no spread to judge"),
+    ((0.70, 0.71, 0.72), (0.60, 0.65, 0.69), plots.CLEAR),
+    ((0.60, 0.65, 0.69), (0.70, 0.71, 0.72), plots.CLEAR_OTHER_WAY),
+    ((0.70, 0.71, 0.72), (0.60, 0.65, 0.705), plots.WITHIN_SPREAD),
+    ((0.90,), (0.60, 0.65), plots.ONE_SEED),
 ])
 def test_compare_calls_a_difference_clear_only_without_overlap(better, worse,
                                                                verdict):
@@ -64,9 +64,16 @@ def test_compare_calls_a_difference_clear_only_without_overlap(better, worse,
     assert verdict in plots.format_comparison(row)
 
 
+def test_verdict_wording_is_the_one_the_chapter_explains():
+    # notebook 04 defines *clear* and *within seed spread* in its prose
+    assert (plots.CLEAR, plots.CLEAR_OTHER_WAY, plots.WITHIN_SPREAD) == (
+        "clear: every seed ahead", "clear, but the other way round",
+        "within seed spread")
+
+
 def test_compare_names_missing_runs():
     row = plots.compare([flat(9, 0, 0.7)], 9, 2)
-    assert row["verdict"] == "missing"
+    assert row["verdict"] == plots.MISSING
     assert plots.format_comparison(row) == "run  9 vs run  2: results missing"
 
 
