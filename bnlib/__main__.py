@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -42,7 +41,7 @@ def cmd_run(args) -> int:
     import signal
 
     from .data import load_cifar10
-    from .experiment import run_grid
+    from .experiment import results_dir_for, run_grid
 
     # background jobs may start with SIGINT ignored; SIGTERM always works
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -57,7 +56,7 @@ def cmd_run(args) -> int:
                        data=data if args.workers <= 1 else None,  # workers reload
                        bn_kernel=args.bn_kernel, adam_kernel=args.adam_kernel)
     diverged = [r for r in results if r["status"] == "diverged"]
-    print(f"{len(results)} result(s) in {Path(args.results_dir or 'results/' + protocol.profile)}"
+    print(f"{len(results)} result(s) in {results_dir_for(protocol, args.results_dir)}"
           + (f"; {len(diverged)} diverged" if diverged else ""))
     return 0
 
@@ -126,6 +125,8 @@ def cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .experiment import ADAM_KERNELS, BN_KERNELS  # NumPy only: a quick import
+
     parser = argparse.ArgumentParser(prog="python -m bnlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -139,9 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="parallel worker processes (2 on a 2-core CPU is fastest)")
     run.add_argument("--threads", type=int, help="TF threads per worker "
                                                   "(default: cores / workers)")
-    run.add_argument("--bn-kernel", choices=("fused", "keras", "manual"),
+    run.add_argument("--bn-kernel", choices=BN_KERNELS,
                      default="fused", help="BN implementation (same function)")
-    run.add_argument("--adam-kernel", choices=("keras", "fused"), default="keras",
+    run.add_argument("--adam-kernel", choices=ADAM_KERNELS, default="keras",
                      help="Adam implementation (same update; fused is ~7%% faster, "
                           "keras is what results/book used)")
     run.add_argument("--jit", action="store_true", help="XLA-compile the step "
