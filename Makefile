@@ -51,10 +51,10 @@ lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 smoke: setup
-	$(BIN)/python -m bnlib run --profile smoke --results-dir results/smoke
+	$(BIN)/python -m bnlib run --profile smoke
 
 run-book: setup
-	$(BIN)/python -m bnlib run --profile book --workers 2
+	$(BIN)/python -m bnlib run --grid article --workers 2
 
 plot: setup
 	$(BIN)/python -m bnlib plot --results-dir results/book --out book/figures

@@ -9,28 +9,59 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+CONFIG_FLAGS = ("learning_rate", "bn_position", "precision")
+
+
 def _add_protocol_flags(parser: argparse.ArgumentParser) -> None:
+    from .config import BN_POSITIONS, PRECISIONS
+
     parser.add_argument("--profile", default=None,
-                        help="smoke | book | article (default: $BNLIB_PROFILE or book)")
+                        help="smoke | book | long | article (default: the grid's, "
+                             "$BNLIB_PROFILE or book)")
     parser.add_argument("--epochs", type=int, help="override the profile's epochs")
     parser.add_argument("--eval-every", type=int, help="steps between test evaluations")
     parser.add_argument("--steps-per-epoch", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--train-size", type=int, help="use the first N (balanced)")
     parser.add_argument("--test-size", type=int)
-    parser.add_argument("--learning-rate", type=float)
-    parser.add_argument("--bn-position", choices=("after_relu", "before_relu"))
     parser.add_argument("--seeds", type=int, help="number of seeds (0..N-1)")
+    parser.add_argument("--learning-rate", type=float,
+                        help="override every run's learning rate")
+    parser.add_argument("--bn-position", choices=BN_POSITIONS,
+                        help="override every run's BN position")
+    parser.add_argument("--precision", choices=PRECISIONS,
+                        help="override every run's precision (mixed_bfloat16 needs "
+                             "a CPU with avx512_bf16 or amx_bf16)")
 
 
-def _protocol(args):
-    from .experiment import get_profile
+def _protocol(args, grid=None):
+    from .config import get_profile
 
-    return get_profile(args.profile, epochs=args.epochs, eval_every=args.eval_every,
+    name = args.profile or os.environ.get("BNLIB_PROFILE") or (
+        grid.profile if grid is not None else None)
+    return get_profile(name, epochs=args.epochs, eval_every=args.eval_every,
                        steps_per_epoch=args.steps_per_epoch,
                        batch_size=args.batch_size, train_size=args.train_size,
-                       test_size=args.test_size, learning_rate=args.learning_rate,
-                       bn_position=args.bn_position, seeds=args.seeds)
+                       test_size=args.test_size, seeds=args.seeds)
+
+
+def _grid(args):
+    """The named grid, with the run-configuration flags applied to every run."""
+    import dataclasses
+
+    from .config import Grid, get_grid
+
+    grid = get_grid(args.grid)
+    changes = {field: getattr(args, field) for field in CONFIG_FLAGS
+               if getattr(args, field, None) is not None}
+    if not changes:
+        return grid
+    if not args.results_dir:
+        flags = ", ".join("--" + f.replace("_", "-") for f in changes)
+        raise ValueError(f"{flags} change the runs of grid {grid.name}: pass "
+                         f"--results-dir too, so they do not mix with its results")
+    runs = tuple(run.replace(**changes) for run in grid.runs)
+    return dataclasses.replace(grid, runs=runs)
 
 
 def _stop_on_sigterm(signum, frame):
@@ -41,61 +72,79 @@ def cmd_run(args) -> int:
     import signal
 
     from .data import load_cifar10
-    from .experiment import results_dir_for, run_grid
+    from .runner import RESULTS_ROOT, plan, run_grid
+    from .training import RunnerOptions
 
     # background jobs may start with SIGINT ignored; SIGTERM always works
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
-    protocol = _protocol(args)
-    run_ids = _parse_ids(args.runs)
+    grid = _grid(args)
+    protocol = _protocol(args, grid)
+    run_ids = _parse_ids(args.runs, grid)
+    options = RunnerOptions(bn_kernel=args.bn_kernel, adam_kernel=args.adam_kernel,
+                            threads=args.threads, workers=args.workers)
+    plan(grid, protocol, run_ids)  # every configuration checked before any file
     data = load_cifar10(args.data)  # checked (and cached) once, here
     print(data.provenance.describe(), flush=True)
-    results = run_grid(protocol, source=args.data, run_ids=run_ids,
-                       results_dir=args.results_dir, workers=args.workers,
-                       threads=args.threads, jit_compile=args.jit,
-                       data=data if args.workers <= 1 else None,  # workers reload
-                       bn_kernel=args.bn_kernel, adam_kernel=args.adam_kernel)
+    results = run_grid(grid, protocol, source=args.data, run_ids=run_ids,
+                       results_dir=args.results_dir, options=options,
+                       data=data if args.workers <= 1 else None)  # workers reload
     diverged = [r for r in results if r["status"] == "diverged"]
-    print(f"{len(results)} result(s) in {results_dir_for(protocol, args.results_dir)}"
+    folder = args.results_dir or grid.results_dir(protocol, RESULTS_ROOT)
+    print(f"{len(results)} result(s) in {folder}"
           + (f"; {len(diverged)} diverged" if diverged else ""))
     return 0
 
 
-def _parse_ids(text):
+def _parse_ids(text, grid):
+    """``0,3,9-11`` or run names (``bn-both-d0,none-d0``) -> run ids."""
     if not text:
         return None
     ids = []
     for part in text.split(","):
-        if "-" in part:
-            low, high = part.split("-")
-            ids.extend(range(int(low), int(high) + 1))
-        else:
-            ids.append(int(part))
+        part = part.strip()
+        try:
+            if "-" in part and part.replace("-", "").isdigit():
+                low, high = (int(v) for v in part.split("-"))
+                ids.extend(range(low, high + 1))
+            elif part.isdigit():
+                ids.append(int(part))
+            else:
+                ids.append(grid.run_id(grid.run(part)))
+        except ValueError as err:
+            raise ValueError(f"--runs {text!r}: {err}. Accepted: ids and ranges "
+                             f"like 0,3,9-11, or run names") from None
+    for run_id in ids:
+        grid.run(run_id)
     return ids
 
 
 def cmd_list(args) -> int:
-    from .experiment import GRID, PROFILES, load_results
+    from .config import GRIDS, PROFILES, get_grid
+    from .runner import load_results
 
-    print("id  dropout  BN conv  BN dense  label")
-    for run in GRID:
-        print(f"{run.run_id:2d}  {run.dropout:7.1f}  {str(run.bn_conv):7s}  "
-              f"{str(run.bn_dense):8s}  {run.label}")
+    grids = [get_grid(args.grid)] if args.grid else list(GRIDS.values())
+    for grid in grids:
+        print(f"grid {grid.name} (chapter {grid.chapter}, profile {grid.profile}, "
+              f"results/{grid.folder or grid.name}/): {grid.title}")
+        if args.grid:
+            for run_id, run in enumerate(grid.runs):
+                print(f"  {run_id:2d}  {run.name:22s} {run.label}")
     print("\nprofiles: " + "; ".join(
         f"{p.profile} ({p.epochs} epochs x {p.steps_per_epoch} steps, eval every "
         f"{p.eval_every}, {p.seeds} seed(s))" for p in PROFILES.values()))
     if args.results_dir:
         for result in load_results(args.results_dir, complete_only=False):
             acc = result["curve"][-1][4] if result["curve"] else float("nan")
-            print(f"run {result['run_id']:2d} seed {result['seed']}: "
+            print(f"{result['name']:22s} seed {result['seed']}: "
                   f"{result['status']:9s} epochs {result['epochs_done']:3d}  "
                   f"test acc {acc:.4f}")
     return 0
 
 
 def cmd_plot(args) -> int:
-    from .experiment import load_results
     from .plots import write_book_assets
+    from .runner import load_results
 
     results = load_results(args.results_dir)
     if not results:
@@ -125,17 +174,21 @@ def cmd_bench(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .experiment import ADAM_KERNELS, BN_KERNELS  # NumPy only: a quick import
+    from .config import GRIDS
+    from .training import ADAM_KERNELS, BN_KERNELS  # NumPy only: a quick import
 
     parser = argparse.ArgumentParser(prog="python -m bnlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="train the 12-run grid (resumes, skips finished)")
+    run = sub.add_parser("run", help="train a grid (resumes, skips finished runs)")
+    run.add_argument("--grid", default="article", choices=GRIDS,
+                     help="which grid (default: article, the 12 runs of chapter 04)")
     _add_protocol_flags(run)
-    run.add_argument("--runs", help="run ids, e.g. 0,3,9-11 (default: all 12)")
+    run.add_argument("--runs", help="run ids or names, e.g. 0,3,9-11 (default: all)")
     run.add_argument("--data", help="CIFAR-10 source: path, keras or synthetic "
                                     "(default: $BNLIB_DATA, else keras download)")
-    run.add_argument("--results-dir", help="default: results/<profile>")
+    run.add_argument("--results-dir", help="default: the grid's folder, results/<grid>"
+                                           " (results/book for the article grid)")
     run.add_argument("--workers", type=int, default=1,
                      help="parallel worker processes (2 on a 2-core CPU is fastest)")
     run.add_argument("--threads", type=int, help="TF threads per worker "
@@ -145,11 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--adam-kernel", choices=ADAM_KERNELS, default="keras",
                      help="Adam implementation (same update; fused is ~7%% faster, "
                           "keras is what results/book used)")
-    run.add_argument("--jit", action="store_true", help="XLA-compile the step "
-                                                         "(slower on this CPU)")
     run.set_defaults(func=cmd_run)
 
-    lst = sub.add_parser("list", help="the grid, the profiles, and results if given")
+    lst = sub.add_parser("list", help="the grids (one grid's runs with --grid), the "
+                                      "profiles, and results if given")
+    lst.add_argument("--grid", choices=GRIDS)
     lst.add_argument("--results-dir")
     lst.set_defaults(func=cmd_list)
 
@@ -177,7 +230,8 @@ def main(argv=None) -> int:
 
     try:
         return args.func(args)
-    except (DataError, ValueError, FileNotFoundError, RuntimeError) as err:
+    except (DataError, ValueError, FileNotFoundError, RuntimeError,
+            NotImplementedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

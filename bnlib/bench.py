@@ -5,7 +5,7 @@ Contenders, timed alternately in one process on the same data, after warm-up:
 (a) the article's TF1 loop: graph mode, ``feed_dict``, ``tf.compat.v1.layers``
     (through ``tf-keras``) — :class:`bnlib.tf1.TF1Trainer`;
 (b) plain Keras 3: ``model.compile`` + ``model.fit`` on NumPy float32 arrays;
-(c) bnlib's runner: :class:`bnlib.experiment.Trainer` (compiled step, uint8 data
+(c) bnlib's runner: :class:`bnlib.training.Trainer` (compiled step, uint8 data
     in memory, the fused BN kernel, the fused Adam kernel).
 
 Also measured: inference images/s, the fp32 matmul peak of this machine, and the
@@ -17,17 +17,18 @@ input gradients (none for the first conv), 113.7 MFLOP per image.
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
+import statistics
+import time
+from pathlib import Path
 
-# tf.compat.v1.layers (contender a) needs tf-keras; set before TF is imported.
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import numpy as np
 
-import datetime as _dt  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
+# Contender (a) needs tf.compat.v1.layers from tf-keras: ``bnlib.tf1`` sets
+# TF_USE_LEGACY_KERAS=1 when it is first imported, which must happen before
+# TensorFlow loads (it refuses with the fix otherwise). So every TensorFlow
+# import of this module sits inside a function, after ``import bnlib.tf1``.
 
 # multiply-accumulates per image of each layer (forward)
 LAYER_MACS = {
@@ -46,13 +47,11 @@ def build_keras_fit_model(run_config, protocol, seed: int):
     """The plain Keras 3 way: stock BN layer, compile with Adam, fit on arrays."""
     import keras
 
-    from .experiment import build_run_model
+    from .training import build_run_model, make_optimizer
 
-    model = build_run_model(run_config.run_id, seed, protocol, "keras")
+    model = build_run_model(run_config, seed, bn_kernel="keras")
     model.compile(
-        optimizer=keras.optimizers.Adam(
-            learning_rate=protocol.learning_rate, beta_1=protocol.adam_beta_1,
-            beta_2=protocol.adam_beta_2, epsilon=protocol.adam_epsilon),
+        optimizer=make_optimizer(run_config),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"])
     return model
@@ -62,10 +61,10 @@ def keras_fit_curve(run_config, protocol, data, seed: int) -> list[list[float]]:
     """A plain-Keras reference curve: ``model.fit`` on the runner's batch order.
 
     Same initial weights (same seed), same minibatches in the same order
-    (``experiment.epoch_order``), evaluated at the same steps; only the training
+    (``training.epoch_order``), evaluated at the same steps; only the training
     loop differs. Returns ``[step, epoch, train_loss, train_acc, test_acc]``.
     """
-    from .experiment import epoch_order, subset
+    from .training import epoch_order, subset
 
     x_train, y_train, x_test, y_test = subset(data, protocol)
     model = build_keras_fit_model(run_config, protocol, seed)
@@ -131,8 +130,8 @@ class _Contender:
 
 
 def _contenders(run_config, protocol, data, seed: int, steps: int):
-    from .experiment import Trainer, build_run_model, subset
-    from .tf1 import TF1Trainer
+    from .tf1 import TF1Trainer  # first: it sets TF_USE_LEGACY_KERAS
+    from .training import RunnerOptions, Trainer, build_run_model, subset
 
     x_train, y_train, x_test, y_test = subset(data, protocol)
     batch = protocol.batch_size
@@ -151,9 +150,9 @@ def _contenders(run_config, protocol, data, seed: int, steps: int):
     x_fit = x_train[:chunk].astype(np.float32)
     y_fit = y_train[:chunk]
 
-    model = build_run_model(run_config.run_id, seed, protocol, "fused")
-    ours = Trainer(model, protocol, x_train, y_train, x_test, y_test,
-                   adam_kernel="fused")
+    model = build_run_model(run_config, seed)
+    ours = Trainer(model, run_config, protocol, x_train, y_train, x_test, y_test,
+                   options=RunnerOptions(adam_kernel="fused"))
 
     contenders = {
         "a_tf1_feed_dict": _Contender("a", lambda: tf1.train_step(next_index("a")), batch),
@@ -188,12 +187,13 @@ def time_breakdown(run_config, protocol, data, seed: int = 0, steps: int = 20,
     with the fused Adam kernel; milliseconds per step of 128 images (medians)."""
     import tensorflow as tf
 
-    from .experiment import Trainer, build_run_model, subset
+    from .training import RunnerOptions, Trainer, build_run_model, subset
 
     x_train, y_train, x_test, y_test = subset(data, protocol)
-    model = build_run_model(run_config.run_id, seed, protocol, "fused")
-    trainers = {kernel: Trainer(model, protocol, x_train, y_train, x_test, y_test,
-                                adam_kernel=kernel) for kernel in ("keras", "fused")}
+    model = build_run_model(run_config, seed)
+    trainers = {kernel: Trainer(model, run_config, protocol, x_train, y_train, x_test,
+                                y_test, options=RunnerOptions(adam_kernel=kernel))
+                for kernel in ("keras", "fused")}
     images = tf.constant(x_train[:protocol.batch_size].astype(np.float32))
     labels = tf.constant(y_train[:protocol.batch_size])
     variables = model.trainable_variables
@@ -230,14 +230,16 @@ def time_breakdown(run_config, protocol, data, seed: int = 0, steps: int = 20,
 
 def _grid_worker(run_id, protocol, source, steps, barrier, queue):
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    from .experiment import Trainer, build_run_model, configure_threads
+    from .config import ARTICLE
     from .data import load_cifar10
+    from .training import RunnerOptions, Trainer, build_run_model, configure_threads
 
     configure_threads(1)
     data = load_cifar10(source)
-    model = build_run_model(run_id, run_id, protocol, "fused")
-    trainer = Trainer(model, protocol, data.x_train, data.y_train, data.x_test,
-                      data.y_test, adam_kernel="fused")
+    config = ARTICLE.runs[run_id]
+    model = build_run_model(config, run_id)
+    trainer = Trainer(model, config, protocol, data.x_train, data.y_train,
+                      data.x_test, data.y_test, options=RunnerOptions(adam_kernel="fused"))
     order = trainer.epoch_order(0, 0)
     batch = protocol.batch_size
     for i in range(5):
@@ -273,7 +275,9 @@ def run_bench(source=None, repeats: int = 5, steps: int = 20, seed: int = 0,
     from tqdm import tqdm
 
     from .data import load_cifar10
-    from .experiment import configure_threads, cpu_name, environment_record, get_profile, get_run
+    from . import tf1  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS for contender a)
+    from .config import ARTICLE, get_profile
+    from .training import configure_threads, cpu_name, environment_record
 
     threads = os.cpu_count() or 1
     configure_threads(threads)
@@ -294,7 +298,7 @@ def run_bench(source=None, repeats: int = 5, steps: int = 20, seed: int = 0,
     }
     peak = report["matmul_peak_gflops"]["median"]
     for run_id in BENCH_CONFIGS:
-        config = get_run(run_id)
+        config = ARTICLE.runs[run_id]
         contenders, ours, tf1 = _contenders(config, protocol, data, seed, steps)
         for _ in tqdm(range(repeats), desc=f"bench config {run_id}", unit="repeat"):
             for contender in contenders.values():  # alternate a, b, c
@@ -401,7 +405,7 @@ def markdown_table(report: dict) -> str:
 
 
 def main(args) -> int:
-    from .experiment import write_json_atomic
+    from .runner import write_json_atomic
 
     report = run_bench(args.data, repeats=args.repeats, steps=args.steps)
     print(format_report(report))

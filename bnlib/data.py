@@ -41,6 +41,7 @@ CLASSES = (
 NUM_TRAIN, NUM_TEST = 50_000, 10_000
 IMAGE_SHAPE = (32, 32, 3)
 ENV_VAR = "BNLIB_DATA"
+REPOSITORY = Path(__file__).resolve().parents[1]
 CACHE_ENV_VAR = "BNLIB_CACHE"
 CACHE_FORMAT = 2  # bump when the decoded layout changes
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -62,17 +63,21 @@ class Provenance:
     """Where a data set came from; stored in every result JSON."""
 
     kind: str  # python | folder | keras | synthetic
-    path: str | None
+    source: str | None  # file name, or a path relative to the repository
     sha256: str | None
     notes: str
     num_train: int
     num_test: int
+    # where it was read on this machine: for messages, never recorded
+    location: str | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        record = dataclasses.asdict(self)
+        record.pop("location")
+        return record
 
     def describe(self) -> str:
-        where = f" at {self.path}" if self.path else ""
+        where = f" from {self.source}" if self.source else ""
         return (
             f"CIFAR-10 [{self.kind}]{where}: {self.num_train:,} train / "
             f"{self.num_test:,} test images. {self.notes}"
@@ -90,6 +95,17 @@ class Cifar10:
     def __iter__(self):  # allows ``x_tr, y_tr, x_te, y_te, prov = load_cifar10()``
         return iter((self.x_train, self.y_train, self.x_test, self.y_test,
                      self.provenance))
+
+
+def recorded_source(path: Path) -> str:
+    """What a result records of a data file: its path relative to the
+    repository when it lies inside it, else its file name (with the sha256,
+    that names the data on any machine; an absolute path would not)."""
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(REPOSITORY).as_posix()
+    except ValueError:
+        return resolved.name
 
 
 # --------------------------------------------------------------------------- choice
@@ -141,8 +157,9 @@ def load_cifar10(source: str | os.PathLike | None = None, *,
         if fmt == "JPEG":
             notes += (" (lossy: the offline copy is JPEG quality 75; accuracies can "
                       "differ by about a point from the official files)")
-    data = _validate(*arrays, Provenance(kind, str(path.resolve()), digest, notes,
-                                         len(arrays[0]), len(arrays[2])), sizes)
+    data = _validate(*arrays, Provenance(kind, recorded_source(path), digest, notes,
+                                         len(arrays[0]), len(arrays[2]),
+                                         str(path.resolve())), sizes)
     if cache_file is not None:
         _write_cache(cache_file, data)
     return data
@@ -331,7 +348,7 @@ def synthetic_cifar10(num_train: int = 5000, num_test: int = 1000,
 # --------------------------------------------------------------------------- checks
 def _validate(x_train, y_train, x_test, y_test, prov: Provenance,
               sizes=(NUM_TRAIN, NUM_TEST)) -> Cifar10:
-    where = prov.path or prov.kind
+    where = prov.location or prov.kind
     y_train = np.asarray(y_train).reshape(-1).astype(np.int32)
     y_test = np.asarray(y_test).reshape(-1).astype(np.int32)
     expected_sizes = sizes or (None, None)
@@ -391,6 +408,6 @@ def _read_cache(cache_file: Path, path: Path, digest: str, sizes) -> Cifar10:
     with np.load(cache_file) as npz:
         arrays = [npz[k] for k in ("x_train", "y_train", "x_test", "y_test")]
         kind, notes = str(npz["kind"]), str(npz["notes"])
-    prov = Provenance(kind, str(path.resolve()), digest, notes,
-                      len(arrays[0]), len(arrays[2]))
+    prov = Provenance(kind, recorded_source(path), digest, notes,
+                      len(arrays[0]), len(arrays[2]), str(path.resolve()))
     return _validate(*arrays, prov, sizes)

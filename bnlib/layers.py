@@ -26,37 +26,61 @@ class ManualBatchNorm(keras.layers.Layer):
     """Batch Normalization over all axes but the last, with moving averages."""
 
     def __init__(self, momentum: float = BN_MOMENTUM, epsilon: float = BN_EPSILON,
-                 fused: bool = False, update_moving_averages: bool = True, **kwargs):
+                 fused: bool = False, update_moving_averages: bool = True,
+                 ghost_size: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.momentum = momentum
         self.epsilon = epsilon
         self.fused = fused
         # False reproduces the classic bug of a forgotten update (notebook 02)
         self.update_moving_averages = update_moving_averages
+        # ghost BN: statistics over groups of ghost_size examples (chapter 08)
+        self.ghost_size = ghost_size
 
     def build(self, input_shape):
         channels = (int(input_shape[-1]),)
-        self.gamma = self.add_weight(shape=channels, initializer="ones", name="gamma")
-        self.beta = self.add_weight(shape=channels, initializer="zeros", name="beta")
-        self.moving_mean = self.add_weight(shape=channels, initializer="zeros",
-                                           trainable=False, name="moving_mean")
-        self.moving_variance = self.add_weight(shape=channels, initializer="ones",
-                                               trainable=False, name="moving_variance")
+        # float32 variables, never cast to a mixed-precision compute dtype
+        weight = dict(shape=channels, dtype="float32", autocast=False)
+        self.gamma = self.add_weight(initializer="ones", name="gamma", **weight)
+        self.beta = self.add_weight(initializer="zeros", name="beta", **weight)
+        self.moving_mean = self.add_weight(initializer="zeros", trainable=False,
+                                           name="moving_mean", **weight)
+        self.moving_variance = self.add_weight(initializer="ones", trainable=False,
+                                               name="moving_variance", **weight)
 
     def call(self, inputs, training=False):
         # as Keras: a frozen layer (trainable=False) always runs in inference mode
         training = bool(training) and self.trainable
-        if self.fused and len(inputs.shape) == 4:
+        if self.fused and len(inputs.shape) == 4 and not self.ghost_size:
             return self._call_fused(inputs, training)
+        # statistics and normalization in float32, as Keras' layer does
+        x = tf.cast(inputs, tf.float32)
+        if training and self.ghost_size:
+            return tf.cast(self._call_ghost(x), inputs.dtype)
         if training:
-            axes = list(range(len(inputs.shape) - 1))
-            mean, variance = tf.nn.moments(inputs, axes=axes)
+            axes = list(range(len(x.shape) - 1))
+            mean, variance = tf.nn.moments(x, axes=axes)
             self._update(mean, variance)
         else:
             mean, variance = self.moving_mean, self.moving_variance
-        return tf.nn.batch_normalization(inputs, mean, variance, offset=self.beta,
-                                         scale=self.gamma,
-                                         variance_epsilon=self.epsilon)
+        outputs = tf.nn.batch_normalization(x, mean, variance, offset=self.beta,
+                                            scale=self.gamma,
+                                            variance_epsilon=self.epsilon)
+        return tf.cast(outputs, inputs.dtype)
+
+    def _call_ghost(self, x):
+        """Each group of ``ghost_size`` consecutive examples is normalized with
+        its own statistics; the moving averages take their mean over groups."""
+        shape = tf.shape(x)
+        grouped = tf.reshape(x, tf.concat([[-1, self.ghost_size], shape[1:]], 0))
+        axes = list(range(1, len(x.shape)))  # within a group: examples (and H, W)
+        mean, variance = tf.nn.moments(grouped, axes=axes, keepdims=True)
+        self._update(tf.reshape(tf.reduce_mean(mean, axis=0), [-1]),
+                     tf.reshape(tf.reduce_mean(variance, axis=0), [-1]))
+        outputs = tf.nn.batch_normalization(grouped, mean, variance,
+                                            offset=self.beta, scale=self.gamma,
+                                            variance_epsilon=self.epsilon)
+        return tf.reshape(outputs, shape)
 
     def _call_fused(self, inputs, training):
         if not training:
@@ -65,11 +89,11 @@ class ManualBatchNorm(keras.layers.Layer):
                 variance=self.moving_variance, epsilon=self.epsilon,
                 is_training=False)
             return outputs
-        empty = tf.zeros([0], dtype=inputs.dtype)
+        empty = tf.zeros([0], dtype=tf.float32)  # statistics are float32
         outputs, mean, corrected_variance, *_ = tf.raw_ops.FusedBatchNormV3(
             x=inputs, scale=self.gamma, offset=self.beta, mean=empty, variance=empty,
             epsilon=self.epsilon, is_training=True)
-        count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), inputs.dtype)
+        count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), tf.float32)
         self._update(mean, corrected_variance * (count - 1.0) / count)
         return outputs
 
@@ -84,16 +108,18 @@ class ManualBatchNorm(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum,
                 "epsilon": self.epsilon, "fused": self.fused,
-                "update_moving_averages": self.update_moving_averages}
+                "update_moving_averages": self.update_moving_averages,
+                "ghost_size": self.ghost_size}
 
 
 def fused_batch_norm(name: str, momentum: float = BN_MOMENTUM,
-                     epsilon: float = BN_EPSILON) -> ManualBatchNorm:
+                     epsilon: float = BN_EPSILON, **kwargs) -> ManualBatchNorm:
     """The runner's layer: the manual layer with the fused kernel for conv inputs."""
-    return ManualBatchNorm(momentum=momentum, epsilon=epsilon, fused=True, name=name)
+    return ManualBatchNorm(momentum=momentum, epsilon=epsilon, fused=True, name=name,
+                           **kwargs)
 
 
 def manual_batch_norm(name: str, momentum: float = BN_MOMENTUM,
-                      epsilon: float = BN_EPSILON) -> ManualBatchNorm:
+                      epsilon: float = BN_EPSILON, **kwargs) -> ManualBatchNorm:
     """The manual layer on ``tf.nn`` only (notebook 02's layer)."""
-    return ManualBatchNorm(momentum=momentum, epsilon=epsilon, name=name)
+    return ManualBatchNorm(momentum=momentum, epsilon=epsilon, name=name, **kwargs)

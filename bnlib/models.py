@@ -16,61 +16,83 @@ from typing import Callable
 
 import keras
 
+from .config import BN_POSITIONS
+
 BN_MOMENTUM = 0.99  # tf.layers / Keras default
 BN_EPSILON = 1e-3   # tf.layers / Keras default
-BN_POSITIONS = ("after_relu", "before_relu")
 PARAMS_WITHOUT_BN = 4_259_274
 
 
 def keras_batch_norm(name: str, momentum: float = BN_MOMENTUM,
-                     epsilon: float = BN_EPSILON) -> keras.layers.Layer:
+                     epsilon: float = BN_EPSILON, **kwargs) -> keras.layers.Layer:
     """The stock Keras layer with the article's (tf.layers) settings."""
     return keras.layers.BatchNormalization(momentum=momentum, epsilon=epsilon,
-                                           name=name)
+                                           name=name, **kwargs)
 
 
-def build_cnn(bn_conv: bool = False, bn_dense: bool = False, dropout: float = 0.0,
-              *, bn_position: str = "after_relu",
+def build_cnn(norm_conv: str | bool = "none", norm_dense: str | bool = "none",
+              dropout: float = 0.0, *, bn_position: str = "after_relu",
               bn_layer: Callable[[str], keras.layers.Layer] | None = None,
-              seed: int | None = None, name: str = "article_cnn") -> keras.Model:
+              norm_layer: Callable[[str, str], keras.layers.Layer] | None = None,
+              input_layer: keras.layers.Layer | None = None,
+              seed: int | None = None, dtype: str | None = None,
+              name: str = "article_cnn") -> keras.Model:
     """Build the article's CNN; inputs are float32 images (N, 32, 32, 3).
 
-    ``bn_layer(name)`` makes each normalization layer (default: Keras'
+    ``norm_conv`` / ``norm_dense`` name the normalization of the convolutions
+    and of the dense layer (``True`` means ``"batch"``, ``False`` ``"none"``).
+    ``bn_layer(name)`` makes each Batch Normalization layer (default: Keras'
     ``BatchNormalization`` with momentum 0.99, epsilon 1e-3); pass e.g.
     ``bnlib.layers.ManualBatchNorm`` to swap in another implementation.
+    ``norm_layer(kind, name)``, if given, makes every normalization layer of
+    any kind instead (the runner's :func:`bnlib.training.norm_layer_factory`).
+    ``input_layer`` is applied to the image first (input scaling, or BN on the
+    input). ``dtype`` is a Keras dtype policy for every layer but the logits,
+    which stay float32 (e.g. ``"mixed_bfloat16"``).
     """
     if bn_position not in BN_POSITIONS:
         raise ValueError(f"bn_position must be one of {BN_POSITIONS}, "
                          f"got {bn_position!r}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    make_bn = bn_layer or keras_batch_norm
+    norm_conv, norm_dense = (("batch" if kind is True else "none" if kind is False
+                              else kind) for kind in (norm_conv, norm_dense))
+    if norm_layer is None:
+        make_bn = bn_layer or keras_batch_norm
+
+        def norm_layer(kind, layer_name):
+            if kind != "batch":
+                raise ValueError(f"build_cnn makes only 'batch' layers without a "
+                                 f"norm_layer factory, got {kind!r}")
+            return make_bn(layer_name)
     before = bn_position == "before_relu"
 
-    def block(x, layer_factory, use_bn: bool, tag: str):
-        """layer -> ReLU with BN after the ReLU (article) or before it (paper)."""
-        if use_bn and before:
+    def block(x, layer_factory, kind: str, tag: str):
+        """layer -> ReLU with the norm after the ReLU (article) or before it (paper)."""
+        if kind != "none" and before:
             x = layer_factory(activation=None, use_bias=False)(x)
-            x = make_bn(f"bn_{tag}")(x)
-            return keras.layers.ReLU(name=f"relu_{tag}")(x)
+            x = norm_layer(kind, f"bn_{tag}")(x)
+            return keras.layers.ReLU(name=f"relu_{tag}", dtype=dtype)(x)
         x = layer_factory(activation="relu", use_bias=True)(x)
-        return make_bn(f"bn_{tag}")(x) if use_bn else x
+        return norm_layer(kind, f"bn_{tag}")(x) if kind != "none" else x
 
     def conv(filters, tag):
         return lambda **kw: keras.layers.Conv2D(filters, 5, padding="same",
-                                                name=tag, **kw)
+                                                name=tag, dtype=dtype, **kw)
 
     inputs = keras.Input(shape=(32, 32, 3), dtype="float32", name="image")
-    x = block(inputs, conv(32, "conv1"), bn_conv, "conv1")
-    x = keras.layers.MaxPooling2D(2, name="pool1")(x)
-    x = block(x, conv(64, "conv2"), bn_conv, "conv2")
-    x = keras.layers.MaxPooling2D(2, name="pool2")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    x = block(x, lambda **kw: keras.layers.Dense(1024, name="dense1", **kw),
-              bn_dense, "dense1")
+    x = input_layer(inputs) if input_layer is not None else inputs
+    x = block(x, conv(32, "conv1"), norm_conv, "conv1")
+    x = keras.layers.MaxPooling2D(2, name="pool1", dtype=dtype)(x)
+    x = block(x, conv(64, "conv2"), norm_conv, "conv2")
+    x = keras.layers.MaxPooling2D(2, name="pool2", dtype=dtype)(x)
+    x = keras.layers.Flatten(name="flatten", dtype=dtype)(x)
+    x = block(x, lambda **kw: keras.layers.Dense(1024, name="dense1", dtype=dtype,
+                                                 **kw),
+              norm_dense, "dense1")
     if dropout > 0:
-        x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
-    logits = keras.layers.Dense(10, name="logits")(x)
+        x = keras.layers.Dropout(dropout, seed=seed, name="dropout", dtype=dtype)(x)
+    logits = keras.layers.Dense(10, name="logits", dtype="float32")(x)
     return keras.Model(inputs, logits, name=name)
 
 

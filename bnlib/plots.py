@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .experiment import GRID
+from .config import ARTICLE
+
+GRID = ARTICLE.runs  # the article's 12 configurations, by run id
 
 Y_LIMITS = (0.4, 0.8)
 LAST_N_EVALS = 5  # "last-N mean": the mean of the last N test evaluations
@@ -98,7 +100,7 @@ def article_figures(results: list[dict], y_limits=Y_LIMITS) -> dict:
     tag = _data_tag(results)
     figures = {}
     best = best_run_id(results)
-    twin = next(c.run_id for c in GRID if not (c.bn_conv or c.bn_dense)
+    twin = next(ARTICLE.run_id(c) for c in GRID if not (c.bn_conv or c.bn_dense)
                 and c.dropout == GRID[best].dropout)  # same dropout, no BN
     specs = dict(ARTICLE_FIGURES)
     specs["best"] = ((f"Best run ({best}) against its no-BN twin ({twin})",
@@ -295,11 +297,11 @@ def accuracy_at_epoch(results: list[dict], epoch: float) -> dict[int, float]:
 
 def headline_markdown(results: list[dict]) -> str:
     """The introduction's headline paragraph, written from the result files."""
-    from .experiment import get_profile
+    from .config import get_profile
 
     rows = {row["run_id"]: row for row in summary_rows(results)}
     best = best_run_id(results)
-    twin = next(c.run_id for c in GRID if not (c.bn_conv or c.bn_dense)
+    twin = next(ARTICLE.run_id(c) for c in GRID if not (c.bn_conv or c.bn_dense)
                 and c.dropout == GRID[best].dropout)
     first = results[0]
     proto, data = first["protocol"], first["data"]

@@ -18,11 +18,11 @@ yet, and raises :class:`LegacyKerasError` otherwise. ``import keras`` still
 gives Keras 3 in the same process, so the rest of bnlib works alongside; only
 ``tf.keras`` becomes tf-keras.
 
-:class:`TF1Trainer` has the interface of :class:`bnlib.experiment.Trainer`
+:class:`TF1Trainer` has the interface of :class:`bnlib.training.Trainer`
 (``train_step(index)``, ``evaluate()``, and the shared ``epoch_order`` and
 ``train_epoch``);
 :func:`train_tf1` trains one configuration and returns its learning curve in
-the format of :func:`bnlib.experiment.run_one`.
+the format of :func:`bnlib.runner.run_one`.
 """
 
 from __future__ import annotations
@@ -58,13 +58,13 @@ def _ensure_legacy_keras() -> None:
 _ensure_legacy_keras()
 
 import dataclasses  # noqa: E402  (the variable must be set before TensorFlow loads)
-import time  # noqa: E402
 from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .experiment import Diverged, EpochLoop, Protocol, RunConfig, subset  # noqa: E402
+from .config import Protocol, RunConfig  # noqa: E402
+from .training import EpochLoop, new_record, subset, train_epochs  # noqa: E402
 
 tf1 = tf.compat.v1  # the TF1 API: tf1.layers is the article's tf.layers
 
@@ -101,7 +101,7 @@ def article_cnn(x, is_training, config: RunConfig, *, momentum: float = 0.99,
     return tf1.layers.dense(inputs=l_5, units=10)
 
 
-def article_train_op(loss, protocol: Protocol, *, use_update_ops: bool = True):
+def article_train_op(loss, config: RunConfig, *, use_update_ops: bool = True):
     """Adam on the loss; with ``use_update_ops`` the article's extra dependency.
 
     ``tf.layers.batch_normalization`` puts the assignments to its moving mean
@@ -111,8 +111,8 @@ def article_train_op(loss, protocol: Protocol, *, use_update_ops: bool = True):
     their initial values (mean 0, variance 1) forever.
     """
     optimizer = tf1.train.AdamOptimizer(
-        protocol.learning_rate, beta1=protocol.adam_beta_1,
-        beta2=protocol.adam_beta_2, epsilon=protocol.adam_epsilon)
+        config.learning_rate, beta1=config.adam_beta_1,
+        beta2=config.adam_beta_2, epsilon=config.adam_epsilon)
     extra_update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)
     if not use_update_ops:
         return optimizer.minimize(loss)  # the article's warning: stats never move
@@ -146,12 +146,22 @@ class ArticleGraph:
         return tuple(v for v in self.model_variables if "moving_" in v.name)
 
 
-def build_graph(config: RunConfig, protocol: Protocol, *, seed: int = 0,
+ARTICLE_SETTINGS = {"bn_position": "after_relu", "input_scaling": "raw",
+                    "optimizer": "adam", "precision": "float32"}
+
+
+def build_graph(config: RunConfig, *, seed: int = 0,
                 use_update_ops: bool = True) -> ArticleGraph:
     """Placeholders, model, loss and train op in a new ``tf.Graph``."""
-    if protocol.bn_position != "after_relu":
-        raise ValueError(f"bnlib.tf1 builds the article's model (BN after the ReLU); "
-                         f"protocol.bn_position is {protocol.bn_position!r}.")
+    for field, value in ARTICLE_SETTINGS.items():
+        if getattr(config, field) != value:
+            raise ValueError(f"bnlib.tf1 builds the article's model ({field} "
+                             f"{value!r}); {config.name} has "
+                             f"{getattr(config, field)!r}.")
+    if {config.norm_conv, config.norm_dense} - {"none", "batch"}:
+        raise ValueError(f"bnlib.tf1 builds the article's model (Batch "
+                         f"Normalization only); {config.name} asks for "
+                         f"{config.norm_conv!r} / {config.norm_dense!r}.")
     graph = tf.Graph()
     with graph.as_default():
         tf1.set_random_seed(seed)  # graph-level seed: initial weights and dropout
@@ -163,15 +173,15 @@ def build_graph(config: RunConfig, protocol: Protocol, *, seed: int = 0,
         with tf1.variable_scope(tf1.get_variable_scope(),
                                 initializer=tf1.glorot_uniform_initializer()):
             logits = article_cnn(x, is_training, config,
-                                 momentum=protocol.bn_momentum,
-                                 epsilon=protocol.bn_epsilon)
+                                 momentum=config.bn_momentum,
+                                 epsilon=config.bn_epsilon)
         model_variables = tuple(tf1.global_variables())  # before Adam adds its own
         crossent = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
                                                                   logits=logits)
         loss = tf.reduce_mean(crossent)
         predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
         correct = tf.reduce_sum(tf.cast(tf.equal(predicted, y), tf.int32))
-        train_op = article_train_op(loss, protocol, use_update_ops=use_update_ops)
+        train_op = article_train_op(loss, config, use_update_ops=use_update_ops)
         update_ops = tuple(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS))
         init_op = tf1.global_variables_initializer()
     graph.finalize()  # nothing may add ops later (a classic TF1 slowdown)
@@ -183,7 +193,7 @@ def build_graph(config: RunConfig, protocol: Protocol, *, seed: int = 0,
 class TF1Trainer(EpochLoop):
     """The article's graph in a ``tf.compat.v1.Session``, fed from uint8 arrays.
 
-    Same interface as :class:`bnlib.experiment.Trainer`: ``train_step(index)``
+    Same interface as :class:`bnlib.training.Trainer`: ``train_step(index)``
     feeds ``x_train[index]`` as float32 (no scaling, as the article) with
     ``is_training=True``, runs one Adam step and returns (loss, right
     predictions); ``evaluate()`` returns the test accuracy with
@@ -200,8 +210,7 @@ class TF1Trainer(EpochLoop):
         self.x_test = np.asarray(x_test)
         self.y_test = np.asarray(y_test, dtype=np.int32)
         self.eval_batch = eval_batch
-        self.net = build_graph(run_config, protocol, seed=seed,
-                               use_update_ops=use_update_ops)
+        self.net = build_graph(run_config, seed=seed, use_update_ops=use_update_ops)
         session_config = tf1.ConfigProto(
             intra_op_parallelism_threads=threads or 0,  # 0: TensorFlow decides
             inter_op_parallelism_threads=max(1, min(2, threads)) if threads else 0)
@@ -260,46 +269,15 @@ def train_tf1(run_config: RunConfig, protocol: Protocol, data, *, seed: int,
     since the previous row). ``moving_stats`` holds the final BN moving averages.
     """
     x_train, y_train, x_test, y_test = subset(data, protocol)
-    result = {
-        "run_id": run_config.run_id,
-        "seed": seed,
-        "label": run_config.label,
-        "status": "running",
-        "config": dataclasses.asdict(run_config),
-        "protocol": protocol.curve_fields(),
-        "data": data.provenance.to_dict(),
-        "runner": {"api": "tf.compat.v1 graph + Session (tf.layers via tf-keras)",
-                   "use_update_ops": use_update_ops,
-                   "train_step": "feed_dict of float32 batches"},
-        "curve_columns": ["step", "epoch", "train_loss", "train_acc", "test_acc"],
-        "curve": [],
-        "diverged_at_step": None,
-        "timing": {"train_seconds": 0.0, "eval_seconds": 0.0},
-    }
+    result = new_record(run_config, seed, protocol, data, runner={
+        "api": "tf.compat.v1 graph + Session (tf.layers via tf-keras)",
+        "use_update_ops": use_update_ops, "train_step": "feed_dict of float32 batches"})
     with TF1Trainer(run_config, protocol, x_train, y_train, x_test, y_test,
                     seed=seed, use_update_ops=use_update_ops,
                     threads=threads) as trainer:
         result["num_params"] = trainer.num_params
-        timing = result["timing"]
         if progress:
             progress(0, protocol.total_steps, None)
-        epochs_done = 0
-        try:
-            for epoch in range(protocol.epochs):
-                tic = time.perf_counter()
-                points, eval_seconds = trainer.train_epoch(seed, epoch, progress)
-                result["curve"] += points
-                timing["train_seconds"] += time.perf_counter() - tic - eval_seconds
-                timing["eval_seconds"] += eval_seconds
-                epochs_done += 1
-        except Diverged as err:
-            result.update(status="diverged", diverged_at_step=err.step)
-        else:
-            result["status"] = "complete"
+        train_epochs(trainer, result, seed, progress=progress)
         result["moving_stats"] = trainer.moving_statistics()
-    images = epochs_done * protocol.steps_per_epoch * protocol.batch_size
-    timing["train_images_per_second"] = images / max(timing["train_seconds"], 1e-9)
-    if result["curve"]:
-        result["final_test_acc"] = result["curve"][-1][4]
-        result["best_test_acc"] = max(point[4] for point in result["curve"])
     return result

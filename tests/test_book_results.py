@@ -16,26 +16,32 @@ from pathlib import Path
 
 import pytest
 
-from bnlib import experiment, plots
-from bnlib.experiment import GRID
+from bnlib import article, plots
+from bnlib.config import ARTICLE, get_profile
+from bnlib.runner import load_results, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "book"
-BOOK_PROTOCOL = experiment.get_profile("book")
+BOOK_PROTOCOL = get_profile("book")
+GRID = ARTICLE.runs
 
 
 @pytest.fixture(scope="module")
 def results():
-    return experiment.load_results(RESULTS)
+    return load_results(RESULTS)
 
 
 def test_the_grid_is_complete(results):
     found = {(r["run_id"], r["seed"]) for r in results}
-    assert found == set(experiment.plan(BOOK_PROTOCOL)), (
-        "results/book must hold every (run, seed) of the book profile: "
-        "python -m bnlib run --profile book --workers 2")
+    assert found == set(plan(ARTICLE, BOOK_PROTOCOL)), (
+        "results/book must hold every (run, seed) of the article grid: "
+        "python -m bnlib run --grid article --workers 2")
     assert all(r["status"] == "complete" for r in results)
     assert len(results) == len(GRID) * BOOK_PROTOCOL.seeds == 36
+    for result in results:
+        config = GRID[result["run_id"]]
+        assert (result["grid"], result["name"]) == ("article", config.name)
+        assert result["config"] == config.to_dict()
 
 
 def test_one_protocol_one_copy_of_the_data(results):
@@ -61,8 +67,9 @@ def verdict(results, better, worse):
 
 
 CLEAR, OTHER_WAY, SPREAD = plots.CLEAR, plots.CLEAR_OTHER_WAY, plots.WITHIN_SPREAD
-NO_BN = [c.run_id for c in GRID if not (c.bn_conv or c.bn_dense)]
-WITH_BN = [c.run_id for c in GRID if c.bn_conv or c.bn_dense]
+NO_BN = [i for i, c in enumerate(GRID) if not (c.bn_conv or c.bn_dense)]
+WITH_BN = [i for i, c in enumerate(GRID) if c.bn_conv or c.bn_dense]
+REPORTED = {run_id: article.final_and_best(run_id) for run_id in range(len(GRID))}
 
 # The verdicts the "Conclusions" of notebooks/04_experiment.md states (and the
 # end of book/intro.md sums up), as (better, worse, verdict). Keep them in step.
@@ -129,8 +136,7 @@ def test_stability_as_stated(results):
 def test_best_configurations(results):
     assert plots.best_run_id(results) == 11
     assert verdict(results, 11, 5) == SPREAD                 # level with run 5
-    reported = experiment.ARTICLE_REPORTED
-    assert max(reported, key=lambda r: reported[r]) == 11     # the article's best
+    assert max(REPORTED, key=lambda r: REPORTED[r]) == 11     # the article's best
 
 
 def test_against_the_article_as_stated(results):
@@ -140,9 +146,8 @@ def test_against_the_article_as_stated(results):
     assert (round(min(at_ten[r] for r in WITH_BN), 2),
             round(max(at_ten[r] for r in WITH_BN), 2)) == (0.65, 0.70)
     rows = {r["run_id"]: r for r in plots.summary_rows(results)}
-    reported = experiment.ARTICLE_REPORTED
-    assert all(abs(rows[r]["final_mean"] - reported[r][0]) <= 0.02 for r in NO_BN)
-    shortfall = [reported[r][0] - rows[r]["final_mean"] for r in WITH_BN]
+    assert all(abs(rows[r]["final_mean"] - REPORTED[r][0]) <= 0.02 for r in NO_BN)
+    shortfall = [REPORTED[r][0] - rows[r]["final_mean"] for r in WITH_BN]
     assert (round(min(shortfall), 2), round(max(shortfall), 2)) == (0.03, 0.06)
     for run_id in NO_BN:                      # "flat from about epoch 8 on"
         late = [plots.accuracy_at_epoch(results, e)[run_id] for e in range(8, 16)]

@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 
 from bnlib import models
-from bnlib.experiment import GRID
+from bnlib.config import ARTICLE
+
+GRID = ARTICLE.runs
 
 
 @pytest.mark.parametrize("position", models.BN_POSITIONS)
-@pytest.mark.parametrize("run", GRID, ids=lambda r: f"run{r.run_id}")
+@pytest.mark.parametrize("run", GRID, ids=lambda r: r.name)
 def test_param_count_every_configuration(run, position):
     model = models.build_cnn(run.bn_conv, run.bn_dense, run.dropout,
                              bn_position=position)

@@ -11,9 +11,11 @@ import pytest
 warnings.filterwarnings("ignore", message=".*tf.layers.* is deprecated")
 from bnlib import tf1  # noqa: E402  (sets TF_USE_LEGACY_KERAS if still possible)
 from bnlib.data import synthetic_cifar10  # noqa: E402
-from bnlib.experiment import GRID, Trainer, get_profile  # noqa: E402
+from bnlib.config import ARTICLE, get_profile  # noqa: E402
+from bnlib.training import Trainer  # noqa: E402
 from bnlib.models import expected_param_count  # noqa: E402
 
+GRID = ARTICLE.runs
 pytestmark = pytest.mark.filterwarnings("ignore:.*tf.layers.* is deprecated")
 
 TINY = get_profile("smoke", epochs=1, steps_per_epoch=4, eval_every=2, batch_size=32,
@@ -31,9 +33,9 @@ def trainer(data, run_id=9, protocol=TINY, **kwargs):
                           data.x_test, data.y_test, threads=1, **kwargs)
 
 
-@pytest.mark.parametrize("run", GRID, ids=lambda r: f"run{r.run_id}")
+@pytest.mark.parametrize("run", GRID, ids=lambda r: r.name)
 def test_graph_builds_with_the_article_param_count(run):
-    net = tf1.build_graph(run, TINY, seed=0)
+    net = tf1.build_graph(run, seed=0)
     assert net.num_params == expected_param_count(run.bn_conv, run.bn_dense)
     bn_layers = 2 * run.bn_conv + run.bn_dense
     assert len(net.moving_variables) == 2 * bn_layers  # mean and variance each
@@ -45,13 +47,13 @@ def test_bn_layers_use_the_tf_layers_defaults():
     import inspect
 
     signature = inspect.signature(tf1.tf1.layers.batch_normalization)
-    assert signature.parameters["momentum"].default == TINY.bn_momentum == 0.99
-    assert signature.parameters["epsilon"].default == TINY.bn_epsilon == 1e-3
+    assert signature.parameters["momentum"].default == GRID[9].bn_momentum == 0.99
+    assert signature.parameters["epsilon"].default == GRID[9].bn_epsilon == 1e-3
 
 
 def fused_kernel_count(run_id):
     """FusedBatchNormV3 ops (they sit in the branches of `training`'s cond)."""
-    library = tf1.build_graph(GRID[run_id], TINY).graph.as_graph_def().library
+    library = tf1.build_graph(GRID[run_id]).graph.as_graph_def().library
     return sum(node.op == "FusedBatchNormV3"
                for function in library.function for node in function.node_def)
 
@@ -127,6 +129,7 @@ def test_train_tf1_returns_a_run_one_style_curve(data):
     assert result["final_test_acc"] == result["curve"][-1][4]
     assert result["num_params"] == expected_param_count(True, True)
     assert result["runner"]["use_update_ops"] is False
+    assert result["name"] == "bn-both-d4" and result["config"] == GRID[11].to_dict()
     assert all(np.all(v == 0) for k, v in result["moving_stats"].items()
                if k.endswith("moving_mean"))
     assert result["timing"]["train_images_per_second"] > 0
@@ -152,7 +155,8 @@ def test_keras_3_still_works_in_the_same_process(data):
     assert type(tf.compat.v1.layers.batch_normalization).__module__ != "keras"
     assert tf.compat.v1.layers.batch_normalization.__module__.startswith("tf_keras")
     model = models.build_cnn(True, True, 0.2, seed=0)
-    t = Trainer(model, TINY, data.x_train, data.y_train, data.x_test, data.y_test)
+    t = Trainer(model, GRID[10], TINY, data.x_train, data.y_train, data.x_test,
+                data.y_test)
     loss, _ = t.train_step(np.arange(32, dtype=np.int32))
     assert np.isfinite(float(loss))
     assert not np.allclose(model.get_layer("bn_conv1").moving_mean.numpy(), 0.0)
@@ -171,3 +175,10 @@ def test_clear_error_when_tensorflow_came_first():
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("LegacyKerasError")
     assert "TF_USE_LEGACY_KERAS=1" in out.stdout
+
+
+def test_only_the_article_model_is_built():
+    with pytest.raises(ValueError, match="input_scaling 'raw'"):
+        tf1.build_graph(GRID[9].replace(input_scaling="unit"))
+    with pytest.raises(ValueError, match="Batch Normalization only"):
+        tf1.build_graph(GRID[9].replace(norm_conv="layer"))

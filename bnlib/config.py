@@ -1,0 +1,397 @@
+"""What is trained: run configurations, named grids and profiles, as data.
+
+A **run configuration** (:class:`RunConfig`) says everything about one network
+and how it learns: dropout, which normalization sits on the convolutions and on
+the dense layer (and where, before or after the ReLU), how the input pixels are
+scaled, the optimizer and its learning rate, the arithmetic precision and the
+probes that record extra series. A **grid** (:class:`Grid`) is a named tuple of
+configurations a chapter trains; ``article`` is the 2018 article's 12 runs with
+its ids 0-11. A **profile** (:class:`Protocol`) says how long and on how much
+data: epochs, steps, evaluation interval, sizes, seeds.
+
+Everything here is plain Python (no TensorFlow import), so the command line can
+list and validate grids instantly. A configuration that is unknown or
+contradictory (GroupNorm on the dense layer, a ghost size that does not divide
+the batch, a learning rate <= 0, ...) raises :class:`ConfigError` naming the
+field, before any file is touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+
+NORM_KINDS = ("none", "batch", "ghost", "layer", "group", "renorm", "noisy")
+INPUT_SCALINGS = ("raw", "unit", "standardize", "bn_input")
+BN_POSITIONS = ("after_relu", "before_relu")
+OPTIMIZERS = ("adam", "sgd")
+PRECISIONS = ("float32", "mixed_bfloat16")
+MODELS = ("article_cnn",)
+CONV_CHANNELS = (32, 64)  # the article CNN's two convolutions
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
+PROFILE_ENV_VAR = "BNLIB_PROFILE"
+
+NORM_NAMES = {"none": "no norm", "batch": "BN", "ghost": "ghost BN",
+              "layer": "LayerNorm", "group": "GroupNorm", "renorm": "BatchRenorm",
+              "noisy": "noisy BN"}
+INPUT_NAMES = {"raw": "raw inputs", "unit": "inputs /255",
+               "standardize": "standardized inputs", "bn_input": "BN on the input"}
+
+
+class ConfigError(ValueError):
+    """A run configuration, grid or profile that cannot be trained as asked."""
+
+
+# --------------------------------------------------------------------------- runs
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """One network and how it is trained (everything but the seed and profile).
+
+    ``norm_conv`` / ``norm_dense`` are one of :data:`NORM_KINDS` for the two
+    convolutions and for the hidden dense layer; ``input_scaling`` one of
+    :data:`INPUT_SCALINGS` (``raw`` 0-255 as the article, ``unit`` x/255,
+    ``standardize`` per-channel mean/std of the training split, ``bn_input`` a
+    BN layer on the raw image). ``ghost_size`` is the statistics-batch size of
+    ghost BN; ``groups`` the group count of GroupNorm. ``momentum`` is SGD's
+    (0 = plain SGD). ``probes`` name extra series recorded at each evaluation
+    (see :mod:`bnlib.probes`).
+    """
+
+    name: str
+    dropout: float = 0.0
+    norm_conv: str = "none"
+    norm_dense: str = "none"
+    bn_position: str = "after_relu"
+    input_scaling: str = "raw"
+    ghost_size: int | None = None
+    groups: int | None = None
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.0
+    adam_beta_1: float = 0.9
+    adam_beta_2: float = 0.999
+    adam_epsilon: float = 1e-8
+    bn_momentum: float = 0.99
+    bn_epsilon: float = 1e-3
+    precision: str = "float32"
+    model: str = "article_cnn"
+    probes: tuple[str, ...] = ()
+
+    @property
+    def bn_conv(self) -> bool:
+        """The convolutions are normalized (whatever the kind)."""
+        return self.norm_conv != "none"
+
+    @property
+    def bn_dense(self) -> bool:
+        """The hidden dense layer is normalized (whatever the kind)."""
+        return self.norm_dense != "none"
+
+    @property
+    def label(self) -> str:
+        """Words for legends: e.g. ``BN conv+dense, dropout 0.4``."""
+        kinds = {self.norm_conv, self.norm_dense} - {"none"}
+        if not kinds:
+            text = "no BN"
+        else:
+            kind = NORM_NAMES[kinds.pop()] if len(kinds) == 1 else (
+                f"{NORM_NAMES[self.norm_conv]} conv / {NORM_NAMES[self.norm_dense]}")
+            where = {(True, False): " conv", (False, True): " dense",
+                     (True, True): " conv+dense"}[(self.bn_conv, self.bn_dense)]
+            text = kind + (where if "/" not in kind else " dense")
+        if self.ghost_size:
+            text += f" (g={self.ghost_size})"
+        if self.groups and "group" in (self.norm_conv, self.norm_dense):
+            text += f" ({self.groups} groups)"
+        if self.bn_position == "before_relu":
+            text += ", before ReLU"
+        if self.input_scaling != "raw":
+            text += f", {INPUT_NAMES[self.input_scaling]}"
+        if self.dropout:
+            text += f", dropout {self.dropout:g}"
+        if self.optimizer != "adam" or self.learning_rate != 1e-3:
+            text += f", {self.optimizer} lr {self.learning_rate:g}"
+        if self.precision != "float32":
+            text += ", bf16"
+        return text
+
+    def replace(self, **changes) -> "RunConfig":
+        """A copy with fields changed, validated."""
+        return validate_config(dataclasses.replace(self, **changes))
+
+    def to_dict(self) -> dict:
+        record = dataclasses.asdict(self)
+        record["probes"] = list(self.probes)
+        return record
+
+
+def _choice(config: RunConfig, field: str, choices) -> None:
+    value = getattr(config, field)
+    if value not in choices:
+        raise ConfigError(f"{config.name}: {field} must be one of "
+                          f"{', '.join(map(str, choices))}; got {value!r}")
+
+
+def _number(config: RunConfig, field: str, low: float, high: float, *,
+            low_open: bool = False, high_open: bool = True) -> None:
+    value = getattr(config, field)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{config.name}: {field} must be a number, got {value!r}")
+    below = value <= low if low_open else value < low
+    above = value >= high if high_open else value > high
+    if not math.isfinite(value) or below or above:
+        interval = (("(" if low_open else "[") + f"{low:g}, {high:g}"
+                    + (")" if high_open else "]"))
+        raise ConfigError(f"{config.name}: {field} must be in {interval}, "
+                          f"got {value!r}")
+
+
+def validate_config(config: RunConfig, protocol: "Protocol | None" = None
+                    ) -> RunConfig:
+    """Return ``config`` if it can be trained (under ``protocol`` if given),
+    else raise :class:`ConfigError` naming the field."""
+    if not isinstance(config.name, str) or not NAME_PATTERN.match(config.name):
+        raise ConfigError(f"run name must be lower-case letters, digits, '.', '+' "
+                          f"or '-', got {config.name!r}")
+    _number(config, "dropout", 0.0, 1.0)
+    for field in ("norm_conv", "norm_dense"):
+        _choice(config, field, NORM_KINDS)
+    _choice(config, "bn_position", BN_POSITIONS)
+    _choice(config, "input_scaling", INPUT_SCALINGS)
+    _choice(config, "optimizer", OPTIMIZERS)
+    _choice(config, "precision", PRECISIONS)
+    _choice(config, "model", MODELS)
+    _number(config, "learning_rate", 0.0, 10.0, low_open=True, high_open=False)
+    _number(config, "momentum", 0.0, 1.0)
+    _number(config, "bn_momentum", 0.0, 1.0)
+    _number(config, "bn_epsilon", 0.0, 1.0, low_open=True)
+    for field in ("adam_beta_1", "adam_beta_2"):
+        _number(config, field, 0.0, 1.0)
+    _number(config, "adam_epsilon", 0.0, 1.0, low_open=True)
+    kinds = (config.norm_conv, config.norm_dense)
+    if config.norm_dense == "group":
+        raise ConfigError(f"{config.name}: norm_dense cannot be 'group': GroupNorm "
+                          f"groups the channels of a convolution; use 'layer' on "
+                          f"the dense layer")
+    if config.optimizer == "adam" and config.momentum:
+        raise ConfigError(f"{config.name}: momentum is SGD's; Adam has adam_beta_1 "
+                          f"(got optimizer 'adam' with momentum {config.momentum})")
+    if config.bn_position == "before_relu" and kinds == ("none", "none"):
+        raise ConfigError(f"{config.name}: bn_position 'before_relu' needs a "
+                          f"normalization on the conv or dense layer")
+    _sized(config, "ghost_size", "ghost" in kinds, "ghost")
+    _sized(config, "groups", "group" in kinds, "group")
+    if config.ghost_size is not None and config.ghost_size < 2:
+        raise ConfigError(f"{config.name}: ghost_size must be at least 2 (one "
+                          f"example has no variance), got {config.ghost_size}")
+    if config.groups is not None and any(c % config.groups for c in CONV_CHANNELS):
+        raise ConfigError(f"{config.name}: groups must divide the conv channels "
+                          f"{CONV_CHANNELS}, got {config.groups}")
+    if not isinstance(config.probes, tuple):
+        raise ConfigError(f"{config.name}: probes must be a tuple of names, got "
+                          f"{config.probes!r}")
+    from .probes import check_probe  # plain Python: no TensorFlow import
+
+    for probe in config.probes:
+        check_probe(config, probe)
+    if protocol is not None and config.ghost_size is not None:
+        if protocol.batch_size % config.ghost_size:
+            raise ConfigError(f"{config.name}: ghost_size {config.ghost_size} does "
+                              f"not divide the batch size {protocol.batch_size}")
+    return config
+
+
+def _sized(config: RunConfig, field: str, needed: bool, kind: str) -> None:
+    value = getattr(config, field)
+    if needed and value is None:
+        raise ConfigError(f"{config.name}: norm kind '{kind}' needs {field}")
+    if not needed and value is not None:
+        raise ConfigError(f"{config.name}: {field} is set but no layer uses "
+                          f"norm kind '{kind}'")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or value < 1):
+        raise ConfigError(f"{config.name}: {field} must be a positive integer, "
+                          f"got {value!r}")
+
+
+# --------------------------------------------------------------------------- grids
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """A named set of runs a chapter trains; ``runs[i]`` has run id ``i``.
+
+    Results go to ``results/<folder>/`` under the grid's own profile
+    (``profile``, usually ``book``) and to ``results/<profile>/<name>/`` under
+    any other profile.
+    """
+
+    name: str
+    title: str
+    chapter: str
+    runs: tuple[RunConfig, ...]
+    profile: str = "book"
+    folder: str | None = None
+
+    def __post_init__(self):
+        names = [run.name for run in self.runs]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"grid {self.name}: run names repeat")
+        for run in self.runs:
+            validate_config(run)
+
+    def run(self, key: int | str) -> RunConfig:
+        """A run by id (``9``) or name (``bn-both``)."""
+        for run_id, run in enumerate(self.runs):
+            if key == run_id or key == run.name:
+                return run
+        raise ConfigError(
+            f"grid {self.name} has no run {key!r}: ids 0-{len(self.runs) - 1} or "
+            f"names {', '.join(r.name for r in self.runs)} (`python -m bnlib list "
+            f"--grid {self.name}`)")
+
+    def run_id(self, config: RunConfig) -> int:
+        return self.runs.index(config)
+
+    def results_dir(self, protocol: "Protocol", root: str | os.PathLike = "results"):
+        from pathlib import Path
+
+        if protocol.profile == self.profile:
+            return Path(root) / (self.folder or self.name)
+        return Path(root) / protocol.profile / self.name
+
+
+WHERE = {(False, False): "none", (True, False): "conv", (False, True): "dense",
+         (True, True): "both"}
+
+
+def _dropout_tag(dropout: float) -> str:
+    return f"d{round(dropout * 10)}"  # d0, d2, d4
+
+
+def article_runs(input_scaling: str = "raw", prefix: str = "") -> tuple[RunConfig, ...]:
+    """The article's 12: BN on no layer / conv / dense / both x dropout 0, 0.2,
+    0.4, in the article's order (ids 0-11), with the given input scaling."""
+    runs = []
+    for bn_conv, bn_dense in ((False, False), (True, False), (False, True),
+                              (True, True)):
+        for dropout in (0.0, 0.2, 0.4):
+            name = (f"{prefix}{'bn-' if bn_conv or bn_dense else ''}"
+                    f"{WHERE[(bn_conv, bn_dense)]}-{_dropout_tag(dropout)}")
+            runs.append(RunConfig(name, dropout, "batch" if bn_conv else "none",
+                                  "batch" if bn_dense else "none",
+                                  input_scaling=input_scaling))
+    return tuple(runs)
+
+
+def _grids() -> dict[str, Grid]:
+    article = article_runs()
+    grids = [
+        Grid("article", "The article's 12 runs (raw 0-255 inputs, Adam 1e-3)",
+             "04", article, folder="book"),
+        Grid("standardized", "The article's 12 runs with standardized inputs",
+             "05", article_runs("standardize", prefix="std-")),
+        Grid("inputs", "Input-scaling and placement controls", "05", (
+            RunConfig("unit-none-d0", input_scaling="unit"),
+            RunConfig("bninput-none-d0", input_scaling="bn_input"),
+            RunConfig("bn-both-d0-before", norm_conv="batch", norm_dense="batch",
+                      bn_position="before_relu"),
+            RunConfig("bn-both-d4-before", 0.4, "batch", "batch",
+                      bn_position="before_relu"),
+        )),
+        Grid("budget", "Configs 0, 2, 9, 11 for 40 epochs, 1 seed", "05",
+             tuple(article[i] for i in (0, 2, 9, 11)), profile="long"),
+        Grid("bf16", "Configs 0, 3, 11 in mixed bfloat16", "speed",
+             tuple(article[i].replace(name=article[i].name + "-bf16",
+                                      precision="mixed_bfloat16")
+                   for i in (0, 3, 11))),
+    ]
+    return {grid.name: grid for grid in grids}
+
+
+GRIDS: dict[str, Grid] = _grids()
+ARTICLE = GRIDS["article"]
+
+
+def get_grid(name: str) -> Grid:
+    if name not in GRIDS:
+        raise ConfigError(f"unknown grid {name!r}: choose one of "
+                          f"{', '.join(GRIDS)} (`python -m bnlib list`)")
+    return GRIDS[name]
+
+
+# --------------------------------------------------------------------------- profiles
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """How long, on how much data, measured how often (the run decides the rest)."""
+
+    profile: str
+    epochs: int
+    eval_every: int          # steps between test-set evaluations
+    steps_per_epoch: int = 390  # floor(50000 / 128), as in the article
+    batch_size: int = 128
+    train_size: int | None = None  # None: the full 50,000
+    test_size: int | None = None   # None: the full 10,000
+    seeds: int = 1
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+    def curve_fields(self) -> dict:
+        """The fields two results must share to be compared or resumed."""
+        fields = dataclasses.asdict(self)
+        fields.pop("seeds")
+        return fields
+
+
+PROFILES: dict[str, Protocol] = {
+    # CI and notebooks under test: 12 tiny runs in about a minute on 2 cores.
+    "smoke": Protocol("smoke", epochs=2, eval_every=5, steps_per_epoch=10,
+                      train_size=1280, test_size=1000, seeds=1),
+    # What the book reports: full data, measured to fit ~4 h for 12 x 3 runs.
+    "book": Protocol("book", epochs=15, eval_every=195, seeds=3),
+    # The book's longer budget (chapter 05's control): 40 epochs, one seed.
+    "long": Protocol("long", epochs=40, eval_every=195, seeds=1),
+    # The article's original protocol (for GPU owners): 400 epochs, eval every 50.
+    "article": Protocol("article", epochs=400, eval_every=50, seeds=1),
+}
+INT_FIELDS = ("epochs", "eval_every", "steps_per_epoch", "batch_size", "seeds")
+MAX_BATCH = 50_000
+
+
+def get_profile(name: str | None = None, **overrides) -> Protocol:
+    """A profile by name (default ``$BNLIB_PROFILE`` or ``book``), fields overridden."""
+    name = name or os.environ.get(PROFILE_ENV_VAR) or "book"
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}: choose one of "
+                          f"{', '.join(PROFILES)} (flag --profile or "
+                          f"${PROFILE_ENV_VAR}).")
+    fields = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(fields) - {f.name for f in dataclasses.fields(Protocol)}
+    if unknown:
+        raise ConfigError(f"unknown protocol field(s) {sorted(unknown)}")
+    protocol = dataclasses.replace(PROFILES[name], **fields)
+    validate_protocol(protocol)
+    return protocol
+
+
+def validate_protocol(protocol: Protocol) -> Protocol:
+    for field in INT_FIELDS + ("train_size", "test_size"):
+        value = getattr(protocol, field)
+        if value is None and field in ("train_size", "test_size"):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{field} must be a whole number, got {value!r}")
+        if value < 1:
+            raise ConfigError(f"{field} must be at least 1, got {value}")
+    if protocol.batch_size > MAX_BATCH:
+        raise ConfigError(f"batch_size must be at most {MAX_BATCH} (the training "
+                          f"split), got {protocol.batch_size}")
+    if protocol.eval_every > protocol.total_steps:
+        raise ConfigError(f"eval_every ({protocol.eval_every}) is longer than the "
+                          f"whole run ({protocol.total_steps} steps)")
+    if protocol.train_size is not None and protocol.train_size < protocol.batch_size:
+        raise ConfigError(f"train_size ({protocol.train_size}) must hold at least "
+                          f"one batch ({protocol.batch_size})")
+    return protocol

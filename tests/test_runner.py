@@ -1,0 +1,517 @@
+"""Run configurations, grids, profiles, the training loop, the resumable runner."""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bnlib import config as C
+from bnlib import runner as R
+from bnlib import training as T
+from bnlib.config import ARTICLE, RunConfig
+from bnlib.data import load_cifar10, synthetic_cifar10
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_ARCHIVE = ROOT / ".." / "shared" / "data" / "cifar10-jpeg.tar.gz"
+TINY = C.get_profile("smoke", epochs=2, steps_per_epoch=3, eval_every=3,
+                     train_size=640, test_size=200)
+RUN = ARTICLE.runs  # the article's 12, by run id
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return synthetic_cifar10(num_train=640, num_test=200)
+
+
+def run_one(run_id_or_config, seed, protocol, data, **kwargs):
+    config = (RUN[run_id_or_config] if isinstance(run_id_or_config, int)
+              else run_id_or_config)
+    return R.run_one(config, seed, protocol, data, **kwargs)
+
+
+# ----------------------------------------------------------------- grid, profiles
+def test_grid_matches_the_article_table():
+    table = [(i, r.dropout, r.bn_conv, r.bn_dense) for i, r in enumerate(RUN)]
+    assert table == [
+        (0, 0.0, False, False), (1, 0.2, False, False), (2, 0.4, False, False),
+        (3, 0.0, True, False), (4, 0.2, True, False), (5, 0.4, True, False),
+        (6, 0.0, False, True), (7, 0.2, False, True), (8, 0.4, False, True),
+        (9, 0.0, True, True), (10, 0.2, True, True), (11, 0.4, True, True)]
+    assert all(r.input_scaling == "raw" and r.optimizer == "adam"
+               and r.learning_rate == 1e-3 and r.bn_position == "after_relu"
+               for r in RUN)
+
+
+def test_run_names_are_readable_stable_and_unique():
+    assert [r.name for r in RUN[:4]] == ["none-d0", "none-d2", "none-d4",
+                                         "bn-conv-d0"]
+    assert RUN[11].name == "bn-both-d4" and RUN[11].label == "BN conv+dense, dropout 0.4"
+    standardized = C.get_grid("standardized")
+    assert [r.name for r in standardized.runs] == ["std-" + r.name for r in RUN]
+    assert all(r.input_scaling == "standardize" for r in standardized.runs)
+    names = [(g.name, r.name) for g in C.GRIDS.values() for r in g.runs]
+    assert len(set(names)) == len(names)
+
+
+def test_unknown_run_and_grid():
+    with pytest.raises(C.ConfigError, match="grid article has no run 12"):
+        ARTICLE.run(12)
+    assert ARTICLE.run("bn-both-d0") is RUN[9] and ARTICLE.run(9) is RUN[9]
+    with pytest.raises(C.ConfigError, match="unknown grid 'nope'"):
+        C.get_grid("nope")
+
+
+def test_results_folders():
+    book, smoke = C.get_profile("book"), C.get_profile("smoke")
+    assert ARTICLE.results_dir(book) == Path("results/book")
+    assert C.get_grid("inputs").results_dir(book) == Path("results/inputs")
+    assert ARTICLE.results_dir(smoke) == Path("results/smoke/article")
+    assert C.get_grid("budget").results_dir(C.get_profile("long")) == Path(
+        "results/budget")
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"norm_conv": "group", "norm_dense": "group", "groups": 8}, "norm_dense cannot"),
+    ({"norm_conv": "ghost"}, "needs ghost_size"),
+    ({"ghost_size": 4}, "ghost_size is set but"),
+    ({"norm_conv": "ghost", "ghost_size": 1}, "ghost_size must be at least 2"),
+    ({"norm_conv": "group", "groups": 5}, "groups must divide"),
+    ({"learning_rate": 0.0}, "learning_rate must be in"),
+    ({"learning_rate": -1.0}, "learning_rate must be in"),
+    ({"learning_rate": float("nan")}, "learning_rate must be in"),
+    ({"momentum": 0.9}, "momentum is SGD's"),
+    ({"optimizer": "rmsprop"}, "optimizer must be one of"),
+    ({"bn_position": "before_relu"}, "needs a normalization"),
+    ({"input_scaling": "centre"}, "input_scaling must be one of"),
+    ({"dropout": 1.0}, "dropout must be in"),
+    ({"probes": ("relu_input:conv9",)}, "probe relu_input takes"),
+    ({"probes": ("weights",)}, "unknown probe"),
+    ({"name": "Has Space"}, "run name must be"),
+])
+def test_contradictory_configurations_are_refused_naming_the_field(changes, message):
+    with pytest.raises(C.ConfigError, match=message):
+        RunConfig("x").replace(**changes)
+
+
+def test_ghost_size_must_divide_the_batch():
+    ghost = RunConfig("g", norm_conv="ghost", ghost_size=48)
+    with pytest.raises(C.ConfigError, match="does not divide the batch size 128"):
+        C.validate_config(ghost, C.get_profile("book"))
+    C.validate_config(ghost.replace(ghost_size=32), C.get_profile("book"))
+
+
+def test_profiles_and_overrides(monkeypatch):
+    assert C.get_profile("article").epochs == 400
+    assert C.get_profile("article").eval_every == 50
+    assert C.get_profile("book", epochs=3).epochs == 3
+    assert C.get_profile("book").steps_per_epoch == 390
+    assert C.get_profile("long").epochs == 40
+    monkeypatch.setenv(C.PROFILE_ENV_VAR, "smoke")
+    assert C.get_profile().profile == "smoke"
+    with pytest.raises(ValueError, match="unknown profile 'fast'.*smoke, book"):
+        C.get_profile("fast")
+    with pytest.raises(ValueError, match="epochs must be at least 1"):
+        C.get_profile("smoke", epochs=0)
+
+
+def test_subset_is_balanced(synthetic):
+    protocol = C.get_profile("smoke", train_size=200, test_size=50)
+    x_train, y_train, x_test, y_test = T.subset(synthetic, protocol)
+    assert np.bincount(y_train).tolist() == [20] * 10
+    assert np.bincount(y_test).tolist() == [5] * 10
+
+
+# ----------------------------------------------------------------- one run
+def test_run_writes_a_complete_result(tmp_path, synthetic):
+    result = run_one(11, 0, TINY, synthetic, results_dir=tmp_path, grid="article",
+                     run_id=11)
+    saved = json.loads((tmp_path / "bn-both-d4-s0.json").read_text())
+    assert (saved["grid"], saved["run_id"], saved["name"]) == ("article", 11,
+                                                              "bn-both-d4")
+    assert saved["config"] == RUN[11].to_dict()
+    assert saved == json.loads(json.dumps(result))
+    assert saved["status"] == "complete"
+    assert saved["data"]["kind"] == "synthetic"
+    assert saved["protocol"]["epochs"] == 2
+    assert [point[0] for point in saved["curve"]] == [3, 6]
+    assert all(len(point) == 5 for point in saved["curve"])
+    assert saved["environment"]["tensorflow"]
+    assert saved["timing"]["train_images_per_second"] > 0
+    assert saved["num_params"] == 4_259_274 + 4 * (32 + 64 + 1024)
+    assert not list(tmp_path.glob("checkpoints/*.npz"))  # removed when done
+    mode = (tmp_path / "bn-both-d4-s0.json").stat().st_mode & 0o777
+    assert mode == 0o644, oct(mode)
+
+
+def test_same_seed_same_curve(tmp_path, synthetic):
+    first = run_one(9, 3, TINY, synthetic, results_dir=tmp_path / "a")
+    second = run_one(9, 3, TINY, synthetic, results_dir=tmp_path / "b")
+    assert first["curve"] == second["curve"]
+
+
+def test_train_run_is_run_one_in_memory(tmp_path, synthetic, monkeypatch):
+    """The notebooks' in-memory training is the runner's, step for step."""
+    manual = T.RunnerOptions(bn_kernel="manual")
+    on_disk = run_one(9, 2, TINY, synthetic, results_dir=tmp_path / "runs",
+                      options=manual)
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    in_memory = T.train_run(RUN[9], 2, TINY, synthetic, options=manual)
+    np.testing.assert_array_equal(in_memory.curve, np.array(on_disk["curve"]))
+    assert in_memory.model.get_layer("bn_dense1").moving_variance.numpy().std() > 0
+    assert not list((tmp_path / "cwd").iterdir())   # no result file, no checkpoint
+
+
+def test_train_run_takes_a_layer_factory_and_stops_at_a_nan(synthetic):
+    from bnlib import layers
+
+    made = []
+
+    def counting_layer(name, momentum, epsilon):
+        made.append((name, momentum, epsilon))
+        return layers.manual_batch_norm(name, momentum, epsilon)
+
+    T.train_run(RUN[9], 0, TINY, synthetic,
+                options=T.RunnerOptions(bn_kernel=counting_layer))
+    assert [m[0] for m in made] == ["bn_conv1", "bn_conv2", "bn_dense1"]
+    assert {m[1:] for m in made} == {(RUN[9].bn_momentum, RUN[9].bn_epsilon)}
+
+    exploding = RUN[0].replace(learning_rate=10.0)
+    with pytest.raises(T.Diverged, match="Lower the learning rate"):
+        T.train_run(exploding, 0, TINY, synthetic)
+    with pytest.raises(ValueError, match="bn_kernel must be one of"):
+        T.RunnerOptions(bn_kernel="batchnorm")
+
+
+def test_finished_runs_are_skipped(tmp_path, synthetic):
+    first = run_one(0, 0, TINY, synthetic, results_dir=tmp_path)
+    calls = []
+    again = run_one(0, 0, TINY, synthetic, results_dir=tmp_path,
+                    progress=lambda *a: calls.append(a))
+    assert again == json.loads(json.dumps(first)) and not calls
+
+
+@pytest.mark.parametrize("eval_every", [3, 4], ids=["dividing", "non-dividing"])
+def test_interrupted_run_resumes_exactly(tmp_path, synthetic, eval_every):
+    """Killed in epoch 3 and resumed from the epoch-2 checkpoint, the run gives
+    the uninterrupted curve; with an evaluation interval that does not divide
+    the epoch, the first row after the restart averages the steps of both
+    sides of the restart, as it would have without one."""
+    protocol = C.get_profile("smoke", epochs=3, steps_per_epoch=3,
+                             eval_every=eval_every, train_size=640, test_size=200)
+    reference = run_one(11, 0, protocol, synthetic, results_dir=tmp_path / "ref")
+
+    def interrupt_in_epoch_three(step, total, acc):
+        if step == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_one(11, 0, protocol, synthetic, results_dir=tmp_path / "cut",
+                progress=interrupt_in_epoch_three)
+    result_file = tmp_path / "cut" / "bn-both-d4-s0.json"
+    partial = json.loads(result_file.read_text())
+    assert partial["status"] == "running" and partial["epochs_done"] == 2
+    assert (tmp_path / "cut" / "checkpoints" / "bn-both-d4-s0.npz").exists()
+
+    # a crash after the checkpoint but before the JSON: the JSON lags an epoch
+    lagging = dict(partial, epochs_done=1, curve=partial["curve"][:1])
+    R.write_json_atomic(result_file, lagging)
+
+    resumed = run_one(11, 0, protocol, synthetic, results_dir=tmp_path / "cut")
+    assert resumed["status"] == "complete" and resumed["resumed_at_epoch"] == 2
+    steps = list(range(eval_every, 10, eval_every))
+    assert [p[0] for p in resumed["curve"]] == steps + ([9] if 9 not in steps else [])
+    # model, optimizer, dropout state and the loss window were restored
+    np.testing.assert_array_equal(np.array(resumed["curve"]),
+                                  np.array(reference["curve"]))
+
+
+def test_nan_loss_marks_the_run_diverged_and_the_grid_goes_on(tmp_path, synthetic):
+    exploding = dataclasses.replace(ARTICLE, runs=tuple(
+        r.replace(learning_rate=10.0) for r in RUN))
+    results = R.run_grid(exploding, TINY, run_ids=[0, 9], results_dir=tmp_path,
+                         data=synthetic)
+    by_id = {r["run_id"]: r for r in results}
+    assert set(by_id) == {0, 9}
+    assert by_id[0]["status"] == "diverged"
+    assert by_id[0]["diverged_at_step"] >= 1
+    # the other run still ran to its end (diverged or complete, but finished)
+    assert by_id[9]["status"] in ("diverged", "complete")
+
+
+def test_protocol_mismatch_is_refused(tmp_path, synthetic):
+    run_one(0, 0, TINY, synthetic, results_dir=tmp_path)
+    other = C.get_profile("smoke", epochs=3, steps_per_epoch=3, eval_every=3,
+                          train_size=640, test_size=200)
+    with pytest.raises(ValueError, match="another protocol"):
+        run_one(0, 0, other, synthetic, results_dir=tmp_path)
+    with pytest.raises(ValueError, match="another run configuration.*learning_rate"):
+        run_one(RUN[0].replace(learning_rate=0.01), 0, TINY, synthetic,
+                results_dir=tmp_path)
+
+
+def test_corrupt_result_file_names_the_fix(tmp_path):
+    (tmp_path / "none-d0-s0.json").write_text("{not json")
+    with pytest.raises(ValueError, match="delete it"):
+        R.load_results(tmp_path)
+
+
+def test_parallel_workers_write_the_same_files(tmp_path):
+    """Two worker processes share the queue; every task ends in a result."""
+    results = R.run_grid("article", TINY, source="synthetic", run_ids=[0, 3, 6],
+                         results_dir=tmp_path, options=T.RunnerOptions(workers=2))
+    assert sorted(r["run_id"] for r in results) == [0, 3, 6]
+    assert all(r["status"] == "complete" for r in results)
+    assert all(r["environment"]["parallel_workers"] == 2 for r in results)
+
+
+# ----------------------------------------------------------------- CLI
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "bnlib", *args], cwd=ROOT,
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_cli_list_and_help():
+    listing = run_cli("list")
+    assert listing.returncode == 0
+    assert all(f"grid {name}" in listing.stdout for name in C.GRIDS)
+    one = run_cli("list", "--grid", "article")
+    assert "11  bn-both-d4" in one.stdout and "BN conv+dense, dropout 0.4" in one.stdout
+    assert run_cli("run", "--help").returncode == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--profile", "fast"], "unknown profile"),
+    (["run", "--profile", "smoke", "--runs", "14", "--data", "synthetic"],
+     "grid article has no run 14"),
+    (["run", "--profile", "smoke", "--runs", "bn-all", "--data", "synthetic"],
+     "Accepted: ids and ranges"),
+    (["run", "--grid", "inputs", "--profile", "smoke", "--learning-rate", "0.1",
+      "--data", "synthetic"], "pass --results-dir too"),
+    (["run", "--grid", "lost"], "invalid choice: 'lost'"),
+    (["run", "--profile", "smoke", "--data", "/nonexistent/cifar.tar.gz"],
+     "does not exist"),
+    (["plot", "--results-dir", "/nonexistent"], "no results folder"),
+])
+def test_cli_bad_input_one_clear_error(args, message):
+    completed = run_cli(*args)
+    assert completed.returncode == 2
+    assert message in completed.stderr
+    assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.slow
+def test_cli_smoke_grid_writes_twelve_results(tmp_path):
+    completed = run_cli("run", "--profile", "smoke", "--data", "synthetic",
+                        "--results-dir", str(tmp_path))
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    results = R.load_results(tmp_path)
+    assert len(results) == 12
+    assert all(r["status"] == "complete" and r["data"]["kind"] == "synthetic"
+               for r in results)
+
+
+@pytest.mark.slow
+def test_killed_cli_run_resumes(tmp_path):
+    """SIGKILL in the middle of a run; the rerun resumes from the checkpoint."""
+    import os
+    import signal
+    import time
+
+    args = [sys.executable, "-m", "bnlib", "run", "--profile", "smoke", "--runs", "9",
+            "--epochs", "40", "--data", "synthetic", "--results-dir", str(tmp_path)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    result_file = tmp_path / "bn-both-d0-s0.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if result_file.exists() and json.loads(result_file.read_text())[
+                "epochs_done"] >= 2:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = json.loads(result_file.read_text())
+    assert partial["status"] == "running"
+    done = run_cli(*args[3:])
+    assert done.returncode == 0, done.stderr[-2000:]
+    final = json.loads(result_file.read_text())
+    assert final["status"] == "complete"
+    assert final["resumed_at_epoch"] >= partial["epochs_done"]
+    assert final["curve"][: len(partial["curve"])] == partial["curve"]
+    assert len(final["curve"]) == 40 * 10 // 5
+
+
+# ----------------------------------------------------------------- vs plain Keras
+@pytest.mark.slow
+def test_runner_matches_plain_keras_fit():
+    """Same seed and batches: the runner with Keras' BN layer reproduces
+    ``model.fit`` exactly, and the fused kernel stays within round-off noise."""
+    from bnlib.bench import keras_fit_curve
+
+    data = (load_cifar10(SHARED_ARCHIVE) if SHARED_ARCHIVE.exists()
+            else synthetic_cifar10(num_train=1280, num_test=1000))
+    protocol = C.get_profile("smoke", epochs=2)
+    reference = np.array(keras_fit_curve(RUN[9], protocol, data, seed=0))
+    keras_layer = T.train_run(RUN[9], 0, protocol, data,
+                              options=T.RunnerOptions(bn_kernel="keras")).curve
+    fused = T.train_run(RUN[9], 0, protocol, data).curve
+    np.testing.assert_allclose(keras_layer, reference, rtol=1e-4, atol=1e-4)
+    # fused kernel: same function up to float round-off, which training amplifies
+    assert abs(fused[0, 2] - reference[0, 2]) / reference[0, 2] < 0.01
+    np.testing.assert_allclose(fused[:, 2], reference[:, 2], rtol=0.1)
+    assert np.max(np.abs(fused[:, 4] - reference[:, 4])) < 0.1
+
+
+def test_fused_adam_is_the_same_update_as_keras_adam(synthetic):
+    """ResourceApplyAdam on the Keras optimizer's slots = Keras' own Adam."""
+    import keras
+
+    from bnlib.models import build_cnn
+
+    protocol = C.get_profile("smoke", train_size=640, test_size=200)
+    data = T.subset(synthetic, protocol)
+    trainers = {}
+    for kernel in T.ADAM_KERNELS:
+        keras.utils.set_random_seed(5)
+        model = build_cnn(True, True, 0.0)
+        trainers[kernel] = T.Trainer(model, RUN[9], protocol, *data,
+                                     options=T.RunnerOptions(adam_kernel=kernel))
+    order = trainers["keras"].epoch_order(0, 0)
+    # one update from identical weights and gradients: only Adam's arithmetic
+    # differs, so every variable and slot agrees to float32 round-off
+    for trainer in trainers.values():
+        trainer.train_step(order[:128])
+    keras_state, fused_state = (t.state() for t in trainers.values())
+    assert keras_state.keys() == fused_state.keys()
+    for name in keras_state:
+        np.testing.assert_allclose(keras_state[name], fused_state[name],
+                                   rtol=1e-5, atol=1e-7, err_msg=name)
+    # later steps: losses stay together (training amplifies round-off slowly)
+    for step in (1, 2):
+        index = order[step * 128:(step + 1) * 128]
+        losses = [float(t.train_step(index)[0]) for t in trainers.values()]
+        np.testing.assert_allclose(losses[0], losses[1], rtol=1e-3)
+    assert int(trainers["fused"].optimizer.iterations.numpy()) == 3
+    with pytest.raises(ValueError, match="adam_kernel"):
+        T.RunnerOptions(adam_kernel="sgd")
+    sgd = RUN[0].replace(optimizer="sgd", learning_rate=0.01, momentum=0.9)
+    with pytest.raises(ValueError, match="needs the Adam optimizer"):
+        T.Trainer(build_cnn(), sgd, protocol, *data,
+                  options=T.RunnerOptions(adam_kernel="fused"))
+
+
+def test_resuming_on_other_data_is_refused(tmp_path, synthetic):
+    protocol = C.get_profile("smoke", epochs=3, steps_per_epoch=3, eval_every=3,
+                             train_size=640, test_size=200)
+
+    def stop_in_epoch_two(step, total, acc):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_one(0, 0, protocol, synthetic, results_dir=tmp_path,
+                progress=stop_in_epoch_two)
+    other = synthetic_cifar10(num_train=640, num_test=200)
+    other_prov = dataclasses.replace(other.provenance, sha256="another copy")
+    other = dataclasses.replace(other, provenance=other_prov)
+    with pytest.raises(ValueError, match="started on other data"):
+        run_one(0, 0, protocol, other, results_dir=tmp_path)
+
+
+# ----------------------------------------------------------------- new knobs
+def test_a_probe_does_not_change_the_trajectory(tmp_path, synthetic):
+    """Same run with and without a probe: bit-identical curves."""
+    plain = RUN[10]
+    probed = plain.replace(probes=("relu_input:dense1", "relu_input:conv2"))
+    without = run_one(plain, 0, TINY, synthetic, results_dir=tmp_path / "a")
+    with_probe = run_one(probed, 0, TINY, synthetic, results_dir=tmp_path / "b")
+    assert with_probe["curve"] == without["curve"]
+    rows = with_probe["probes"]["relu_input:dense1"]
+    assert [row[0] for row in rows] == [p[0] for p in with_probe["curve"]]
+    columns = with_probe["probe_columns"]["relu_input:dense1"]
+    assert columns[:4] == ["step", "unit_p15", "unit_p50", "unit_p85"]
+    for row in rows:
+        assert row[1] <= row[2] <= row[3] and row[4] <= row[5] <= row[6]
+    assert "probes" not in without
+
+
+def test_probe_reads_the_relu_input_in_either_placement(synthetic):
+    """After the ReLU (article) the probe recomputes XW + b: some values are
+    negative, which the ReLU output never is; before it, it reads BN's output,
+    about zero-median."""
+    from bnlib.probes import ReluInputProbe
+
+    for position in ("after_relu", "before_relu"):
+        config = RUN[9].replace(bn_position=position)
+        trainer, _ = T.prepare(config, 0, TINY, synthetic)
+        values = ReluInputProbe(trainer.model, "dense1", synthetic.x_test)()
+        assert values[3] < 0 < values[5], (position, values)
+
+
+@pytest.mark.parametrize("config", [
+    RunConfig("ln", norm_conv="layer", norm_dense="layer", input_scaling="standardize"),
+    RunConfig("gn", norm_conv="group", norm_dense="layer", groups=8),
+    RunConfig("ghost", norm_conv="ghost", norm_dense="ghost", ghost_size=4),
+    RunConfig("renorm", norm_conv="renorm", norm_dense="renorm"),
+    RunConfig("unit", input_scaling="unit"),
+    RunConfig("bn-input", input_scaling="bn_input"),
+    RunConfig("sgd", norm_conv="batch", optimizer="sgd", learning_rate=0.05,
+              momentum=0.9),
+    RunConfig("before", 0.4, "batch", "batch", bn_position="before_relu"),
+], ids=lambda c: c.name)
+def test_every_kind_of_run_trains(tmp_path, synthetic, config):
+    result = run_one(config, 0, TINY, synthetic, results_dir=tmp_path)
+    assert result["status"] == "complete"
+    assert result["config"]["name"] == config.name
+    assert np.isfinite([p[2] for p in result["curve"]]).all()
+
+
+def test_standardized_inputs_use_and_record_the_training_statistics(synthetic):
+    config = C.get_grid("standardized").runs[0]
+    trainer, statistics = T.prepare(config, 0, TINY, synthetic)
+    x_train = T.subset(synthetic, TINY)[0].astype(np.float64)
+    np.testing.assert_allclose(statistics["mean"], x_train.mean(axis=(0, 1, 2)),
+                               atol=1e-3)
+    np.testing.assert_allclose(statistics["std"], x_train.std(axis=(0, 1, 2)),
+                               atol=1e-3)
+    layer = trainer.model.get_layer("standardize")
+    out = layer(x_train[:64].astype(np.float32)).numpy()
+    expected = (x_train[:64] - statistics["mean"]) / np.array(statistics["std"])
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_noisy_bn_is_carried_but_its_layer_arrives_with_chapter_07(synthetic):
+    config = RunConfig("noisy", norm_conv="noisy", norm_dense="noisy")
+    with pytest.raises(NotImplementedError, match="chapter 07"):
+        T.prepare(config, 0, TINY, synthetic)
+
+
+def test_bfloat16_is_refused_without_native_support(monkeypatch, synthetic):
+    monkeypatch.setattr(T, "cpu_flags", lambda: {"avx2", "fma"})
+    config = RUN[0].replace(precision="mixed_bfloat16")
+    with pytest.raises(ValueError, match="needs a CPU with native bfloat16"):
+        T.prepare(config, 0, TINY, synthetic)
+
+
+def test_a_loss_that_grows_by_orders_of_magnitude_is_diverged(synthetic):
+    loop = T.EpochLoop(TINY, 640)
+    losses = iter([2.3, 5.0, 2.3e4])
+    loop.train_step = lambda index: (next(losses), 0)
+    loop.evaluate = lambda: 0.1
+    with pytest.raises(T.Diverged, match="more than 1000 times") as caught:
+        loop.train_epoch(0, 0)
+    assert caught.value.step == 3
+
+
+def test_result_records_no_machine_path(tmp_path):
+    """Data provenance names the file and its sha256, never where it lay."""
+    from bnlib.data import recorded_source
+
+    assert recorded_source(Path("/somewhere/else/cifar.tar.gz")) == "cifar.tar.gz"
+    assert recorded_source(ROOT / "results" / "x.tar.gz") == "results/x.tar.gz"
