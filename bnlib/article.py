@@ -63,3 +63,58 @@ def mean_accuracy_between(run_id: int, first_epoch: float, last_epoch: float
         raise ValueError(f"the article logged no point of run {run_id} between "
                          f"epochs {first_epoch} and {last_epoch}")
     return float(points[inside, 2].mean()), int(inside.sum())
+
+
+def epochs() -> int:
+    """How many epochs the article trained: its last logged step / 390."""
+    last = max(points[-1, 0] for points in article_curves().values())
+    return round(last / STEPS_PER_EPOCH)
+
+
+def curve(run_id: int, last_step: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The article's (steps, test accuracies) of one run, up to ``last_step``."""
+    points = article_curves()[run_id]
+    if last_step is not None:
+        points = points[points[:, 0] <= last_step]
+    return points[:, 0], points[:, 2]
+
+
+def curves_digest() -> str:
+    """sha256 of the 12 curves as loaded (run id and every point), so a figure
+    drawn with them can name what it was drawn from."""
+    import hashlib
+
+    payload = sorted([run_id, points.tolist()]
+                     for run_id, points in article_curves().items())
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+
+
+def window_label(first_epoch: float, last_epoch: float) -> str:
+    """How the book names a stretch of training: ``epochs 8-10`` means the
+    points with step in (8 x 390, 10 x 390]."""
+    return f"epochs {first_epoch:g}–{last_epoch:g}"
+
+
+def config(run_id: int) -> dict:
+    """The run's configuration as the article's code recorded it (its YAML,
+    ``key: value`` per line): e.g. ``dropout_rate``, ``is_use_bn_conv``."""
+    payload = json.loads(REFERENCE_FILE.read_text())
+    values = {}
+    for line in payload["runs"][str(run_id)]["config_yaml"].splitlines():
+        key, _, text = line.partition(":")
+        text = text.strip()
+        if text in ("True", "False"):
+            values[key.strip()] = text == "True"
+        else:
+            try:
+                values[key.strip()] = int(text)
+            except ValueError:
+                values[key.strip()] = float(text)
+    return values
+
+
+def dropout(run_id: int) -> float:
+    """The dropout rate the run trained with: its ``dropout_rate`` when
+    ``is_use_dropout`` is set, else 0 (the YAML keeps a rate either way)."""
+    values = config(run_id)
+    return float(values["dropout_rate"]) if values["is_use_dropout"] else 0.0

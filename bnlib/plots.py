@@ -1,8 +1,15 @@
-"""The article's five figures and a summary table, from result JSONs.
+"""The article's five figures and the chapter's tables, from result JSONs.
 
-Every figure shows test accuracy against training step with the y-axis fixed to
-[0.4, 0.8] as in the article: the mean over seeds as a line, the seeds' range
-(min to max) shaded. A figure made from synthetic data says so in its title.
+Every figure shows test accuracy against training time with the y-axis fixed to
+[0.4, 0.8] as in the article: epochs on the bottom axis, training steps (batch
+128) on the top one; our mean over seeds as a solid line with markers, the
+seeds' range (min to max) shaded, and the article's own curve of the same
+configuration (one seed, from ``reference/article_results.json`` via
+:mod:`bnlib.article`) as a thin line with hollow markers, on the same steps. A
+figure made from synthetic data says so in its title.
+
+Tables are :class:`bnlib.show.Table` objects: an HTML table on the page, aligned
+text as the plain-text output.
 """
 
 from __future__ import annotations
@@ -10,22 +17,32 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from . import article as article_data
 from .config import ARTICLE
 
 GRID = ARTICLE.runs  # the article's 12 configurations, by run id
 
 Y_LIMITS = (0.4, 0.8)
 LAST_N_EVALS = 5  # "last-N mean": the mean of the last N test evaluations
-# colours by BN placement, line style by dropout
-COLORS = {(False, False): "tab:gray", (True, False): "tab:blue",
-          (False, True): "tab:orange", (True, True): "tab:green"}
-STYLES = {0.0: "-", 0.2: "--", 0.4: ":"}
+# hue by BN placement, darker for less dropout; markers by position in a figure
+COLORS = {
+    (False, False): {0.0: "#303030", 0.2: "#6b6b6b", 0.4: "#a3a3a3"},
+    (True, False): {0.0: "#08519c", 0.2: "#3182bd", 0.4: "#6baed6"},
+    (False, True): {0.0: "#a63603", 0.2: "#e6550d", 0.4: "#fd8d3c"},
+    (True, True): {0.0: "#006d2c", 0.2: "#31a354", 0.4: "#74c476"},
+}
+MARKERS = ("o", "s", "^", "D")
+FIGURE_SIZE = (7.0, 5.0)   # inches
+FIGURE_DPI = 150
+LEGEND_FONTSIZE = 9
+ARTICLE_LABEL = "article, 1 seed"
 
 ARTICLE_FIGURES = {
     # file name: (title, run ids)
@@ -57,33 +74,68 @@ def _data_tag(results) -> str:
     return " [SYNTHETIC DATA]" if "synthetic" in kinds else ""
 
 
-def plot_runs(ax, grouped: dict[int, list[dict]], run_ids, title: str = "",
-              y_limits=Y_LIMITS) -> None:
-    """Mean test-accuracy curve per run id, the seeds' range shaded.
+def run_color(run_id: int) -> str:
+    config = GRID[run_id]
+    return COLORS[(config.bn_conv, config.bn_dense)][config.dropout]
 
-    ``y_limits=None`` lets matplotlib choose (for the tiny smoke runs, whose
-    accuracies sit below the article's [0.4, 0.8]).
+
+def steps_per_epoch(runs: list[dict]) -> float:
+    """Steps per epoch of these runs, read off their curves ([step, epoch, ...])."""
+    step, epoch = runs[0]["curve"][-1][:2]
+    return step / epoch
+
+
+def plot_runs(ax, grouped: dict[int, list[dict]], run_ids, title: str = "",
+              y_limits=Y_LIMITS, with_article: bool = True) -> list:
+    """Mean test-accuracy curve per run id, the seeds' range shaded, and the
+    article's curve of the same run id on the same steps (up to our last step).
+
+    The x-axis is in epochs (ours: the curve's own epoch column; the article's:
+    its step / our steps per epoch, so both sit on one steps axis, shown on
+    top). ``y_limits=None`` lets matplotlib choose (for the tiny smoke runs,
+    whose accuracies sit below the article's [0.4, 0.8]). Returns the legend
+    entries as (handle, label) pairs: ours first, then the article's.
     """
-    for run_id in run_ids:
+    ours, theirs = [], []
+    per_epoch = last_step = None
+    for position, run_id in enumerate(run_ids):
         runs = grouped.get(run_id)
         if not runs or not any(r["status"] == "complete" for r in runs):
             continue
         config = GRID[run_id]
         steps, mean, low, high = seed_band(runs)
+        per_epoch = steps_per_epoch([r for r in runs if r["status"] == "complete"])
+        last_step = max(last_step or 0, steps[-1])
         seeds = sum(r["status"] == "complete" for r in runs)
-        color = COLORS[(config.bn_conv, config.bn_dense)]
-        ax.plot(steps, mean, STYLES[config.dropout], color=color, lw=1.6,
-                label=f"{run_id}: {config.label} (n={seeds})")
-        ax.fill_between(steps, low, high, color=color, alpha=0.18, lw=0)
+        color, marker = run_color(run_id), MARKERS[position % len(MARKERS)]
+        (line,) = ax.plot(steps / per_epoch, mean, "-", color=color, lw=2.0,
+                          marker=marker, markersize=4.5, zorder=3)
+        ax.fill_between(steps / per_epoch, low, high, color=color, alpha=0.15,
+                        lw=0, zorder=1)
+        ours.append((line, f"{run_id}: {config.label} (ours, n={seeds})"))
+        if with_article:
+            a_steps, a_acc = article_data.curve(run_id, last_step=steps[-1])
+            if len(a_steps):
+                (line,) = ax.plot(a_steps / per_epoch, a_acc, "-", color=color,
+                                  lw=1.0, marker=marker, markersize=4,
+                                  markerfacecolor="white", alpha=0.9, zorder=2)
+                theirs.append((line, f"{run_id}: {ARTICLE_LABEL}"))
     if y_limits:
         ax.set_ylim(*y_limits)
-    ax.set_xlabel("training step (batch 128)")
+    ax.set_xlabel("epoch (390 steps of batch 128 each)" if per_epoch == 390
+                  else "epoch")
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right", fontsize=8)
+    ax.tick_params(labelsize=9)
+    if per_epoch:
+        ax.set_xlim(0, last_step / per_epoch)
+        top = ax.secondary_xaxis("top", functions=(lambda e: e * per_epoch,
+                                                   lambda s: s / per_epoch))
+        top.set_xlabel("training step", fontsize=9)
+        top.tick_params(labelsize=8)
     if title:
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=11)
+    return ours + theirs
 
 
 def best_run_id(results: list[dict]) -> int:
@@ -92,13 +144,8 @@ def best_run_id(results: list[dict]) -> int:
     return max(rows, key=lambda row: row["last_n_mean"])["run_id"]
 
 
-def article_figures(results: list[dict], y_limits=Y_LIMITS) -> dict:
-    """name -> matplotlib Figure for the article's five figures."""
-    import matplotlib.pyplot as plt
-
-    grouped = group_by_run(results)
-    tag = _data_tag(results)
-    figures = {}
+def figure_specs(results: list[dict]) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """name -> (title, run ids) of the five figures, in the book's order."""
     best = best_run_id(results)
     twin = next(ARTICLE.run_id(c) for c in GRID if not (c.bn_conv or c.bn_dense)
                 and c.dropout == GRID[best].dropout)  # same dropout, no BN
@@ -106,12 +153,33 @@ def article_figures(results: list[dict], y_limits=Y_LIMITS) -> dict:
     specs["best"] = ((f"Best run ({best}) against its no-BN twin ({twin})",
                       (twin, best)) if best != twin else
                      (f"Best run ({best}), which has no BN", (best,)))
-    for name in ("dropout_only", "best", "batch_norm", "batch_norm_dropout_2",
-                 "batch_norm_dropout_4"):
-        title, run_ids = specs[name]
-        fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-        plot_runs(ax, grouped, run_ids, title + tag, y_limits)
-        fig.tight_layout()
+    return {name: specs[name] for name in FIGURE_ORDER}
+
+
+FIGURE_ORDER = ("dropout_only", "best", "batch_norm", "batch_norm_dropout_2",
+                "batch_norm_dropout_4")
+
+
+def article_figures(results: list[dict], y_limits=Y_LIMITS,
+                    with_article: bool = True) -> dict:
+    """name -> matplotlib Figure for the article's five figures."""
+    import matplotlib.pyplot as plt
+
+    grouped = group_by_run(results)
+    tag = _data_tag(results)
+    figures = {}
+    for name, (title, run_ids) in figure_specs(results).items():
+        fig, ax = plt.subplots(figsize=FIGURE_SIZE, dpi=FIGURE_DPI,
+                               layout="constrained")
+        entries = plot_runs(ax, grouped, run_ids, title + tag, y_limits,
+                            with_article)
+        if entries:
+            handles, labels = zip(*entries)
+            # two columns: ours on the left, the article's on the right
+            fig.legend(handles, labels, loc="outside lower center",
+                       ncol=2 if any(ARTICLE_LABEL in label for label in labels)
+                       else 1,
+                       fontsize=LEGEND_FONTSIZE, frameon=False)
         figures[name] = fig
     return figures
 
@@ -145,8 +213,12 @@ def results_digest(results: list[dict]) -> str:
 
 
 def figure_source_text(results: list[dict]) -> str:
+    """What a figure was drawn from: our curves and the article's, by sha256."""
     return (f"bnlib plot: {len(results)} result files, "
-            f"curves sha256 {results_digest(results)}")
+            f"curves sha256 {results_digest(results)}; article curves "
+            f"({article_data.REFERENCE_FILE.parent.name}/"
+            f"{article_data.REFERENCE_FILE.name}) sha256 "
+            f"{article_data.curves_digest()}")
 
 
 def figure_source(path) -> str | None:
@@ -338,6 +410,180 @@ def headline_markdown(results: list[dict]) -> str:
         f"{hours:.1f} CPU-hours on {first['environment']['cpu']}), the best "
         f"configuration is run {best} ({GRID[best].label}): {comparison}"
         f"{status}\n")
+
+
+# --------------------------------------------------------------------------- tables
+_NUMBER_CELL = re.compile(r"^([+\-]?\d[\d.,]*(\u00a0±\u00a0[\d.]+)?|-)$")
+
+
+def _result_table_class():
+    """:class:`bnlib.show.Table` with cell padding and numbers set flush right
+    (inline styles, so the page needs no extra CSS)."""
+    from html import escape
+
+    from .show import Table
+
+    class ResultTable(Table):
+        def _repr_html_(self) -> str:
+            def cell(tag, text, numeric):
+                style = ("padding:0.15em 0.45em;vertical-align:top;"
+                         + ("text-align:right;" if numeric else "text-align:left;"))
+                if numeric and tag == "td":   # a number never splits; headers wrap
+                    style += "white-space:nowrap;"
+                if tag == "th":
+                    style += "border-bottom:1px solid currentColor;"
+                return f'<{tag} style="{style}">{escape(text)}</{tag}>'
+
+            numeric = [bool(self.rows) and all(_NUMBER_CELL.match(row[i])
+                                               for row in self.rows)
+                       for i in range(len(self.columns))]
+            head = "".join(cell("th", c, n) for c, n in zip(self.columns, numeric))
+            body = "".join(
+                "<tr>" + "".join(cell("td", text, bool(_NUMBER_CELL.match(text)))
+                                 for text in row) + "</tr>" for row in self.rows)
+            caption = (f"<caption>{escape(self.caption)}</caption>"
+                       if self.caption else "")
+            return ('<table class="bnlib-table" style="border-collapse:collapse;'
+                    f'font-size:0.9em;margin:0.5em 0">{caption}<thead><tr>{head}'
+                    f"</tr></thead><tbody>{body}</tbody></table>")
+
+    return ResultTable
+
+
+def result_table(rows, columns, caption: str | None = None):
+    """A result table: :class:`bnlib.show.Table` (same text output), with
+    padded cells and right-aligned numbers on the page."""
+    return _result_table_class()(rows, columns, caption)
+
+
+def _pm_cell(mean: float, std: float, digits: int = 3) -> str:
+    """'0.735 ± 0.012' with no-break spaces (a table cell never splits it), or
+    the mean alone when one seed gives no spread."""
+    if mean != mean:
+        return "-"
+    if std != std:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f}\u00a0±\u00a0{std:.{digits}f}"
+
+
+def summary_table(rows: list[dict]):
+    """:func:`summary_rows` as a :class:`bnlib.show.Table`."""
+    return result_table(
+        [[row["run_id"], row["label"], row["seeds"],
+          _pm_cell(row["final_mean"], row["final_std"]),
+          _pm_cell(row["best_mean"], row["best_std"]),
+          _pm_cell(row["last_n_mean"], row["last_n_std"]),
+          f"{row['train_minutes']:.1f}", f"{row['images_per_second']:.0f}"]
+         for row in rows],
+        ["id", "configuration", "n", "final", "best", f"last-{LAST_N_EVALS} mean",
+         "min/run", "img/s"])
+
+
+def stability_table(results: list[dict]):
+    """:func:`stability_rows` as a :class:`bnlib.show.Table`."""
+    return result_table([[row["run_id"], row["label"], f"{row['within_run_std']:.4f}",
+                   "-" if row["between_seed_std"] != row["between_seed_std"]
+                   else f"{row['between_seed_std']:.4f}"]
+                  for row in stability_rows(results)],
+                 ["id", "configuration", f"std within a run (last {LAST_N_EVALS})",
+                  "std between seeds"])
+
+
+def comparison_table(results: list[dict], pairs) -> "object":
+    """:func:`compare` for each ``(better, worse)`` pair, as a table."""
+    table_rows = []
+    for better, worse in pairs:
+        row = compare(results, better, worse)
+        if row["verdict"] == MISSING:
+            table_rows.append([better, worse, "-", "-", MISSING])
+            continue
+        table_rows.append([f"{better}: {GRID[better].label}",
+                           f"{worse}: {GRID[worse].label}",
+                           f"{row['diff']:+.3f}", f"{row['standard_error']:.3f}",
+                           row["verdict"]])
+    return result_table(table_rows, ["run", "against", "difference", "± s.e.",
+                                     "verdict"])
+
+
+BUDGET_WINDOWS = ((8, 10), (13, 15))  # epochs (first, last]: "around 10 and 15"
+
+
+def window_means(results: list[dict], first_epoch: float, last_epoch: float
+                 ) -> dict[int, dict]:
+    """Per run id, from each seed's mean test accuracy at its evaluations with
+    epoch in (first, last]: ``mean`` and ``std`` over seeds, ``low`` and
+    ``high`` (the lowest and highest seed), ``seeds``. Runs that did not reach
+    ``last_epoch`` are left out."""
+    out = {}
+    for run_id, runs in group_by_run(results).items():
+        per_seed = []
+        for run in runs:
+            if run["status"] != "complete" or run["curve"][-1][1] < last_epoch:
+                continue
+            inside = [p[4] for p in run["curve"]
+                      if first_epoch < p[1] <= last_epoch]
+            if inside:
+                per_seed.append(statistics.fmean(inside))
+        if per_seed:
+            mean, std = _mean_std(per_seed)
+            out[run_id] = {"mean": mean, "std": std, "low": min(per_seed),
+                           "high": max(per_seed), "seeds": len(per_seed)}
+    return out
+
+
+def budget_rows(results: list[dict], windows=BUDGET_WINDOWS) -> list[dict]:
+    """For each of the 12 runs: the article's mean test accuracy in each window
+    of epochs against ours (mean and std over seeds; None where our runs are
+    shorter), and the article's 400-epoch final and best as context."""
+    ours = {window: window_means(results, *window) for window in windows}
+    rows = []
+    for run_id in range(len(GRID)):
+        row = {"run_id": run_id, "label": GRID[run_id].label, "windows": {}}
+        for window in windows:
+            theirs, points = article_data.mean_accuracy_between(run_id, *window)
+            row["windows"][window] = {"article": theirs, "article_points": points,
+                                      "ours": ours[window].get(run_id)}
+        row["article_final"], row["article_best"] = article_data.final_and_best(
+            run_id)
+        rows.append(row)
+    return rows
+
+
+def budget_table(rows: list[dict]):
+    """:func:`budget_rows` as a :class:`bnlib.show.Table`."""
+    windows = list(rows[0]["windows"]) if rows else []
+    columns = ["id", "configuration"]
+    for window in windows:
+        label = article_data.window_label(*window)
+        columns += [f"article, {label}", f"ours, {label}"]
+    columns.append(f"article, final @ {article_data.epochs()} epochs")
+    table_rows = []
+    for row in rows:
+        cells = [row["run_id"], row["label"]]
+        for window in windows:
+            cell = row["windows"][window]
+            ours = cell["ours"]
+            cells += [f"{cell['article']:.3f}",
+                      _pm_cell(ours["mean"], ours["std"]) if ours else "not reached"]
+        cells.append(f"{row['article_final']:.3f}")
+        table_rows.append(cells)
+    return result_table(table_rows, columns)
+
+
+def budget_summary(rows: list[dict]) -> dict:
+    """Per window of :func:`budget_rows`: in how many runs our mean is ahead
+    of the article's, in how many the article's value is below even our lowest
+    seed, and how many runs were compared."""
+    out = {}
+    for window in (rows[0]["windows"] if rows else ()):
+        cells = [row["windows"][window] for row in rows
+                 if row["windows"][window]["ours"]]
+        out[window] = {
+            "compared": len(cells),
+            "ours_ahead": sum(c["ours"]["mean"] > c["article"] for c in cells),
+            "below_all_seeds": sum(c["ours"]["low"] > c["article"] for c in cells),
+        }
+    return out
 
 
 def write_book_assets(results: list[dict], out_dir, y_limits=Y_LIMITS) -> list[Path]:

@@ -11,8 +11,11 @@ give. Change the results and these tests say which sentence to rewrite.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 
@@ -22,6 +25,7 @@ from bnlib.runner import load_results, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "book"
+CHAPTER = ROOT / "notebooks" / "04_experiment.md"
 BOOK_PROTOCOL = get_profile("book")
 GRID = ARTICLE.runs
 
@@ -83,7 +87,8 @@ STATED = [
     # dropout 0.2 and 0.4 beat no dropout for every BN placement
     (4, 3, CLEAR), (5, 3, CLEAR), (7, 6, CLEAR), (8, 6, CLEAR),
     (10, 9, CLEAR), (11, 9, CLEAR),
-    # without BN only dropout 0.4 clearly helps
+    # without BN only dropout 0.4 clearly helps (the chapter's last comparison
+    # table prints these two)
     (2, 0, CLEAR), (1, 0, SPREAD),
 ]
 
@@ -169,7 +174,8 @@ def test_plot_regenerates_the_committed_figures(results, tmp_path):
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     source = plots.figure_source_text(results)
-    for name in plots.ARTICLE_FIGURES:
+    assert article.curves_digest() in source   # the article's curves too
+    for name in plots.FIGURE_ORDER:
         committed = ROOT / "book" / "figures" / f"{name}.png"
         assert plots.figure_source(committed) == source, (
             f"{committed} was not drawn from results/book as it is now: "
@@ -183,3 +189,138 @@ def test_plot_regenerates_the_committed_figures(results, tmp_path):
                 warnings.warn(f"{name}.png: pixels not compared, drawn by "
                               f"{old.info.get('Software')!r}, redrawn by "
                               f"{new.info.get('Software')!r}")
+
+
+# ------------------------------------------------------------- the article's numbers
+def test_the_reference_file_is_the_article_grid():
+    """reference/article_results.json's run ids are the book's: each run's own
+    configuration (the article code's YAML) is the book's configuration."""
+    assert sorted(article.article_curves()) == list(range(len(GRID)))
+    for run_id, config in enumerate(GRID):
+        theirs = article.config(run_id)
+        assert theirs["is_use_bn_conv"] == config.bn_conv
+        assert theirs["is_use_bn_dense"] == config.bn_dense
+        assert article.dropout(run_id) == config.dropout
+        assert theirs["learning_rate"] == config.learning_rate
+        assert theirs["batch_size"] == BOOK_PROTOCOL.batch_size
+        assert theirs["num_epoch"] == article.epochs()
+    assert article.epochs() == 400
+    # the module's and the README's description of the file
+    points = {len(p) for p in article.article_curves().values()}
+    last = {p[-1, 0] for p in article.article_curves().values()}
+    assert (points, last) == ({1000}, {155_960.0})
+    steps = [p[:, 0] for p in article.article_curves().values()]
+    assert all(np.array_equal(steps[0], other) for other in steps)  # README
+    for text in (article.__doc__, (ROOT / "reference" / "README.md").read_text()):
+        assert "1,000 logged" in text and "155,960" in text
+        assert f"{article.epochs()} epochs of {article.STEPS_PER_EPOCH}" in text
+
+
+def prose_sentences(path: Path) -> list[str]:
+    """The chapter's prose, sentence by sentence: markdown text, figure
+    captions and dropdown answers; not code cells, code blocks, directive
+    options, inline code or math."""
+    text = path.read_text()
+    text = text.split("\n---\n", 1)[1] if text.startswith("---") else text
+    lines, keep, fenced = [], True, False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not fenced and stripped.startswith("```"):
+            fenced = True
+            keep = "{code-cell}" not in stripped and not re.match(r"```\w", stripped)
+            continue
+        if fenced and stripped == "```":
+            fenced, keep = False, True
+            lines.append("")
+            continue
+        if keep and not re.match(r"\s*:[\w-]+:", line):
+            lines.append(line)
+    prose = re.sub(r"`[^`]*`|\$[^$]*\$", " ", "\n".join(lines))
+    sentences = []
+    for paragraph in re.split(r"\n\s*\n", prose):
+        sentences += re.split(r"(?<=[.!?])\s+(?=[A-Z*(])", " ".join(paragraph.split()))
+    return [s for s in sentences if s]
+
+
+def test_no_hand_typed_article_number(results):
+    """Every number in a sentence of chapter 04 that speaks of the article is
+    listed here with its computation from reference/article_results.json
+    (bnlib.article) or results/book, and rounds to what the sentence says;
+    every epoch count there is one of the budgets compared."""
+    rows = {r["run_id"]: r for r in plots.summary_rows(results)}
+    finals = {r: article.final_and_best(r)[0] for r in range(len(GRID))}
+    no_bn_gaps = [abs(finals[r] - rows[r]["final_mean"]) for r in NO_BN]
+    bn_gaps = [finals[r] - rows[r]["final_mean"] for r in WITH_BN]
+    wobble = {r["run_id"]: r["within_run_std"] for r in plots.stability_rows(results)}
+    article_dropouts = sorted({article.dropout(r) for r in GRID_IDS})
+    computed = {
+        # "dropout 0, 0.2 or 0.4": the article's own configurations
+        "0.2": [article_dropouts[1]], "0.4": [article_dropouts[2], plots.Y_LIMITS[0]],
+        "0.8": [plots.Y_LIMITS[1]],                    # "as in the article"
+        "0.99": [c.bn_momentum for c in GRID],          # "follows the article"
+        "0.031": [wobble[8]],
+        "0.02": [max(no_bn_gaps)],                      # "within 0.02"
+        "0.03": [min(bn_gaps)], "0.06": [max(bn_gaps)],  # "by 0.03 to 0.06"
+    }
+    epochs = {article.epochs(), BOOK_PROTOCOL.epochs,
+              article.epochs() - BOOK_PROTOCOL.epochs, FLAT_FROM_EPOCH,
+              *(e for window in plots.BUDGET_WINDOWS for e in window)}
+    seen = set()
+    for sentence in prose_sentences(CHAPTER):
+        if not re.search(r"\barticle", sentence, re.I):
+            continue
+        for number in re.findall(r"(?<![\d.])\d+\.\d+", sentence):
+            assert number in computed, (
+                f"{number} in {sentence!r}: a number next to the article must be "
+                f"computed, add its computation to this test")
+            digits = len(number.split(".")[1])
+            for value in computed[number]:
+                assert f"{value:.{digits}f}" == number, (number, value, sentence)
+            seen.add(number)
+        for count in re.findall(r"(\d+)(?:[- ]more)?[- ]epochs?\b|\bepochs? (\d+)",
+                                sentence):
+            assert int(next(c for c in count if c)) in epochs, sentence
+    assert seen == set(computed), f"listed but no longer in the chapter: " \
+        f"{set(computed) - seen}"
+    # the old hand-typed ranges are gone for good
+    text = CHAPTER.read_text()
+    assert "0.47–0.57" not in text and "0.60–0.73" not in text
+
+
+GRID_IDS = range(len(GRID))
+FLAT_FROM_EPOCH = 8   # "flat from about epoch 8 on" (test_against_the_article_as_stated)
+
+
+def test_same_budget_comparison_as_stated(results):
+    """Conclusions: in both stretches our mean beats the article's run in all
+    twelve configurations, and "in most of them" the article's value lies below
+    our lowest seed."""
+    rows = plots.budget_rows(results)
+    summary = plots.budget_summary(rows)
+    assert list(summary) == [(8, 10), (13, 15)]          # "around 10 and 15"
+    for counts in summary.values():
+        assert counts["compared"] == counts["ours_ahead"] == len(GRID)
+        assert counts["below_all_seeds"] > len(GRID) / 2
+    for row in rows:                                     # every stretch has points
+        assert all(cell["article_points"] >= 3 for cell in row["windows"].values())
+
+
+def test_figure_captions_as_stated(results):
+    grouped = plots.group_by_run(results)
+    # best: "ahead from the first evaluation on, and the lines never cross"
+    best = plots.best_run_id(results)
+    _, best_mean, _, _ = plots.seed_band(grouped[best])
+    _, twin_mean, _, _ = plots.seed_band(grouped[2])
+    assert plots.figure_specs(results)["best"][1] == (2, best)
+    assert np.all(best_mean > twin_mean)
+    # dropout only: "after about epoch 8 the article's thin lines run below ours"
+    for run_id in NO_BN:
+        steps, mean, _, _ = plots.seed_band(grouped[run_id])
+        a_steps, a_acc = article.curve(run_id, last_step=steps[-1])
+        late = a_steps > FLAT_FROM_EPOCH * article.STEPS_PER_EPOCH
+        assert late.sum() >= 10
+        assert np.all(a_acc[late] < np.interp(a_steps[late], steps, mean))
+    # dropout 0.4: "the BN networks jump more ... dense alone most of all"
+    wobble = {r["run_id"]: r["within_run_std"] for r in plots.stability_rows(results)}
+    assert min(wobble[r] for r in (5, 8, 11)) > wobble[2]
+    assert max((5, 8, 11), key=wobble.get) == 8

@@ -132,3 +132,130 @@ def test_figures_name_their_source_and_flag_synthetic_data(tmp_path):
     figures = plots.article_figures(synthetic)
     assert all("[SYNTHETIC DATA]" in fig.axes[0].get_title()
                for fig in figures.values())
+
+
+# --------------------------------------------------------------- article curves
+@pytest.fixture
+def fake_article(monkeypatch):
+    """The article's curves replaced by known ones: run r logs accuracy
+    0.5 + r/100 at steps 50, 100, ..., 300 (so 30 steps are 3 of our 10-step
+    epochs in the hand-made records above)."""
+    from bnlib import article
+
+    import numpy as np
+
+    curves = {run_id: np.array([[step, step / 10, 0.5 + run_id / 100 + step / 10_000]
+                                for step in range(50, 301, 50)], dtype=float)
+              for run_id in range(12)}
+    monkeypatch.setattr(article, "article_curves", lambda: curves)
+    monkeypatch.setattr(article, "STEPS_PER_EPOCH", 10)
+    return curves
+
+
+def test_window_means_average_each_seed_then_the_seeds():
+    results = [record(4, 0, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]),
+               record(4, 1, [0.1, 0.2, 0.5, 0.6, 0.7, 0.8]),
+               record(4, 2, [0.1, 0.2], status="running")]
+    # epochs (2, 4]: points 3 and 4 -> seed 0: 0.35, seed 1: 0.55
+    means = plots.window_means(results, 2, 4)
+    assert means[4]["mean"] == pytest.approx(0.45)
+    assert means[4]["std"] == pytest.approx(math.sqrt(0.02))
+    assert (means[4]["low"], means[4]["high"]) == (pytest.approx(0.35),
+                                                   pytest.approx(0.55))
+    assert means[4]["seeds"] == 2
+    assert plots.window_means(results, 6, 8) == {}   # not reached: left out
+
+
+def test_budget_rows_put_the_article_next_to_ours(fake_article):
+    results = [record(0, s, [0.45, 0.5, 0.55, 0.6, 0.65, 0.7]) for s in (0, 1)]
+    # epochs x 10 steps: (2, 5] holds the article's step 50, (4, 10] steps 50, 100
+    rows = plots.budget_rows(results, windows=((2, 5), (4, 10)))
+    assert [row["run_id"] for row in rows] == list(range(12))
+    early, late = rows[0]["windows"][(2, 5)], rows[0]["windows"][(4, 10)]
+    assert (early["article"], early["article_points"]) == (pytest.approx(0.505), 1)
+    assert (late["article"], late["article_points"]) == (pytest.approx(0.5075), 2)
+    assert early["ours"]["mean"] == pytest.approx(0.6)      # epochs 3, 4, 5
+    assert early["ours"]["std"] == pytest.approx(0.0)
+    assert late["ours"] is None                             # our runs stop at 6
+    assert rows[0]["article_final"] == pytest.approx(0.53)   # step 300
+    assert rows[11]["windows"][(2, 5)]["ours"] is None       # run 11 not trained
+    assert rows[11]["windows"][(2, 5)]["article"] == pytest.approx(0.615)
+
+    table = plots.budget_table(rows)
+    assert table.columns == ["id", "configuration", "article, epochs 2–5",
+                             "ours, epochs 2–5", "article, epochs 4–10",
+                             "ours, epochs 4–10", "article, final @ 30 epochs"]
+    assert table.rows[0] == ["0", "no BN", "0.505", "0.600\u00a0±\u00a00.000",
+                             "0.508", "not reached", "0.530"]
+    summary = plots.budget_summary(rows)
+    assert summary[(2, 5)] == {"compared": 1, "ours_ahead": 1, "below_all_seeds": 1}
+    assert summary[(4, 10)]["compared"] == 0
+
+
+def test_result_tables_are_html_with_readable_text():
+    results = [record(3, 0, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.9, 0.7]),
+               record(3, 1, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.5]),
+               flat(0, 0, 0.4), flat(0, 1, 0.41)]
+    summary = plots.summary_table(plots.summary_rows(results))
+    assert summary.columns == ["id", "configuration", "n", "final", "best",
+                               "last-5 mean", "min/run", "img/s"]
+    text, html = repr(summary), summary._repr_html_()
+    # the plus-minus cell never wraps: no-break spaces around the sign
+    assert "0.580\u00a0±\u00a00.057" in text and "0.580\u00a0±\u00a00.057" in html
+    assert html.count("<tr>") == 1 + 2 and html.count("</th>") == 8
+    assert "BN conv" in text.splitlines()[-1]
+    # the shared display helper's table: same plain text, styled HTML cells
+    from bnlib.show import Table
+
+    assert isinstance(summary, Table)
+    assert text == repr(Table(summary.rows, summary.columns))
+    number = '<td style="padding:0.15em 0.45em;vertical-align:top;text-align:right;'
+    assert html.count(number) == 2 * 7                    # all but the label
+    assert "white-space:nowrap" not in html.split("</thead>")[0]   # headers wrap
+    assert "&lt;" in plots.result_table([["<b>"]], ["x"])._repr_html_()
+
+    stability = plots.stability_table(results)
+    assert [row[0] for row in stability.rows] == ["0", "3"]
+    comparison = plots.comparison_table(results, [(3, 0), (9, 0)])
+    assert comparison.rows[0][:3] == ["3: BN conv", "0: no BN", "+0.175"]
+    assert comparison.rows[0][4] == plots.CLEAR
+    assert comparison.rows[1][-1] == plots.MISSING
+
+
+def test_figures_draw_the_article_on_the_same_steps(fake_article, tmp_path):
+    # 10 steps per epoch, 25 evaluations: steps 10 ... 250, the article's 50 ... 250
+    results = [flat(run_id, seed, 0.5 + run_id / 100, length=25)
+               for run_id in range(12) for seed in (0, 1)]
+    figures = plots.article_figures(results)
+    assert list(figures) == list(plots.FIGURE_ORDER)
+    for name, fig in figures.items():
+        ax = fig.axes[0]
+        assert fig.dpi >= 150
+        (legend,) = fig.legends
+        labels = [t.get_text() for t in legend.get_texts()]
+        assert all(t.get_fontsize() >= 9 for t in legend.get_texts())
+        ours = [line for line in ax.get_lines() if line.get_linewidth() >= 2]
+        theirs = [line for line in ax.get_lines() if line.get_linewidth() < 2]
+        assert len(ours) == len(theirs) == sum("(ours" in t for t in labels)
+        assert sum(t.endswith(plots.ARTICLE_LABEL) for t in labels) == len(theirs)
+        for line in ours + theirs:                 # solid, with markers
+            assert line.get_linestyle() == "-" and line.get_marker() not in (None, "")
+        assert len({line.get_marker() for line in ours}) == len(ours)
+        # x in epochs; the article's steps divided by our steps per epoch
+        x, y = theirs[0].get_data()
+        assert list(x) == pytest.approx([5, 10, 15, 20, 25])
+        assert "epoch" in ax.get_xlabel()
+    best = figures["best"].axes[0]
+    assert best.get_lines()[0].get_data()[0][-1] == pytest.approx(25)
+
+    # the source names the article's curves too: change them, it changes
+    before = plots.figure_source_text(results)
+    fake_article[0][0, 2] += 0.01
+    assert plots.figure_source_text(results) != before
+
+
+def test_smoke_sized_runs_show_no_article_curve(fake_article):
+    results = [flat(run_id, 0, 0.2, length=4) for run_id in range(12)]  # 40 steps
+    figures = plots.article_figures(results, y_limits=None)
+    labels = [t.get_text() for t in figures["batch_norm"].legends[0].get_texts()]
+    assert labels and not any(plots.ARTICLE_LABEL in t for t in labels)
