@@ -6,7 +6,9 @@ Contenders, timed alternately in one process on the same data, after warm-up:
     (through ``tf-keras``) — :class:`bnlib.tf1.TF1Trainer`;
 (b) plain Keras 3: ``model.compile`` + ``model.fit`` on NumPy float32 arrays;
 (c) bnlib's runner: :class:`bnlib.training.Trainer` (compiled step, uint8 data
-    in memory, the fused BN kernel, the fused Adam kernel).
+    in memory, the fused BN kernel, the fused Adam kernel);
+(d) the same runner in mixed bfloat16 — only on a CPU with native bfloat16
+    (``avx512_bf16`` / ``amx_bf16``); elsewhere the report says why it is absent.
 
 Also measured: inference images/s, the fp32 matmul peak of this machine, and the
 whole grid's throughput with one single-threaded worker per core. FLOPs are
@@ -40,6 +42,8 @@ LAYER_MACS = {
 FORWARD_FLOPS = 2 * sum(LAYER_MACS.values())
 TRAIN_FLOPS = 3 * FORWARD_FLOPS - 2 * LAYER_MACS["conv1"]  # no input grad for conv1
 BENCH_CONFIGS = (0, 11)
+CONTENDER_NAMES = {"a_tf1_feed_dict": "(a) TF1 feed_dict", "b_keras_fit": "(b) Keras fit",
+                   "c_bnlib": "(c) bnlib", "d_bnlib_bf16": "(d) bnlib bf16"}
 
 
 # --------------------------------------------------------------------------- keras
@@ -87,12 +91,14 @@ def keras_fit_curve(run_config, protocol, data, seed: int) -> list[list[float]]:
 
 
 # --------------------------------------------------------------------------- timing
-def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> dict:
-    """fp32 matmul throughput of TensorFlow on this machine (all threads)."""
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5,
+                       dtype: str = "float32") -> dict:
+    """Matmul throughput of TensorFlow on this machine (all threads), in
+    ``dtype`` (float32 or bfloat16)."""
     import tensorflow as tf
 
-    a = tf.random.normal((size, size))
-    b = tf.random.normal((size, size))
+    a = tf.cast(tf.random.normal((size, size)), dtype)
+    b = tf.cast(tf.random.normal((size, size)), dtype)
 
     @tf.function
     def chain(a, b):
@@ -107,8 +113,8 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> dict:
         tic = time.perf_counter()
         chain(a, b).numpy()
         rates.append(8 * 2 * size**3 / (time.perf_counter() - tic) / 1e9)
-    return {"size": size, "min": min(rates), "median": statistics.median(rates),
-            "max": max(rates)}
+    return {"size": size, "dtype": dtype, "min": min(rates),
+            "median": statistics.median(rates), "max": max(rates)}
 
 
 class _Contender:
@@ -131,7 +137,8 @@ class _Contender:
 
 def _contenders(run_config, protocol, data, seed: int, steps: int):
     from .tf1 import TF1Trainer  # first: it sets TF_USE_LEGACY_KERAS
-    from .training import RunnerOptions, Trainer, build_run_model, subset
+    from .training import (RunnerOptions, Trainer, build_run_model, native_bfloat16,
+                           subset)
 
     x_train, y_train, x_test, y_test = subset(data, protocol)
     batch = protocol.batch_size
@@ -160,6 +167,15 @@ def _contenders(run_config, protocol, data, seed: int, steps: int):
         "c_bnlib": _Contender("c", lambda: float(ours.train_step(next_index("c"))[0]),
                               batch),
     }
+    if native_bfloat16():  # (d): the same runner in mixed bfloat16
+        bf16_config = run_config.replace(name=run_config.name + "-bf16",
+                                          precision="mixed_bfloat16")
+        bf16 = Trainer(build_run_model(bf16_config, seed), bf16_config, protocol,
+                       x_train, y_train, x_test, y_test,
+                       options=RunnerOptions(adam_kernel="fused"))
+        cursor["d"] = 0
+        contenders["d_bnlib_bf16"] = _Contender(
+            "d", lambda: float(bf16.train_step(next_index("d"))[0]), batch)
     return contenders, ours, tf1
 
 
@@ -277,7 +293,8 @@ def run_bench(source=None, repeats: int = 5, steps: int = 20, seed: int = 0,
     from .data import load_cifar10
     from . import tf1  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS for contender a)
     from .config import ARTICLE, get_profile
-    from .training import configure_threads, cpu_name, environment_record
+    from .training import (BF16_FLAGS, configure_threads, cpu_name,
+                           environment_record, native_bfloat16)
 
     threads = os.cpu_count() or 1
     configure_threads(threads)
@@ -294,14 +311,24 @@ def run_bench(source=None, repeats: int = 5, steps: int = 20, seed: int = 0,
                                         "grads (none for conv1)"},
         "repeats": repeats, "steps_per_repeat": steps, "batch_size": protocol.batch_size,
         "matmul_peak_gflops": matmul_peak_gflops(),
+        "matmul_bf16_gflops": matmul_peak_gflops(dtype="bfloat16"),
+        "native_bfloat16": native_bfloat16(),
         "configs": {},
     }
+    if not report["native_bfloat16"]:
+        report["bfloat16_note"] = (
+            f"no bfloat16 contender: this CPU has none of {sorted(BF16_FLAGS)}; "
+            f"TensorFlow emulates bfloat16 here (matmul "
+            f"{report['matmul_bf16_gflops']['median']:.0f} GFLOP/s vs float32 "
+            f"{report['matmul_peak_gflops']['median']:.0f}), and the runner refuses "
+            f"--precision mixed_bfloat16")
     peak = report["matmul_peak_gflops"]["median"]
+    peak_bf16 = report["matmul_bf16_gflops"]["median"]
     for run_id in BENCH_CONFIGS:
         config = ARTICLE.runs[run_id]
         contenders, ours, tf1 = _contenders(config, protocol, data, seed, steps)
         for _ in tqdm(range(repeats), desc=f"bench config {run_id}", unit="repeat"):
-            for contender in contenders.values():  # alternate a, b, c
+            for contender in contenders.values():  # alternate a, b, c (, d)
                 contender.time(steps)
         tic = time.perf_counter()
         ours.evaluate()
@@ -313,6 +340,15 @@ def run_bench(source=None, repeats: int = 5, steps: int = 20, seed: int = 0,
         entry["ratio_c_over_a"] = entry["c_bnlib"]["median"] / entry["a_tf1_feed_dict"]["median"]
         entry["ratio_c_over_b"] = entry["c_bnlib"]["median"] / entry["b_keras_fit"]["median"]
         entry["c_fraction_of_peak"] = entry["c_bnlib"]["median"] * TRAIN_FLOPS / 1e9 / peak
+        entry["fraction_of_peaks"] = {
+            name: {"fp32": entry[name]["median"] * TRAIN_FLOPS / 1e9 / peak,
+                   "bf16": entry[name]["median"] * TRAIN_FLOPS / 1e9 / peak_bf16}
+            for name in contenders}
+        b = entry["b_keras_fit"]
+        entry["b_spread"] = (b["max"] - b["min"]) / b["median"]
+        if "d_bnlib_bf16" in entry:
+            entry["ratio_d_over_a"] = (entry["d_bnlib_bf16"]["median"]
+                                       / entry["a_tf1_feed_dict"]["median"])
         entry["ms_per_step"] = time_breakdown(config, protocol, data, seed)
         report["configs"][str(run_id)] = entry
     c0, c11 = (report["configs"][str(i)]["c_bnlib"]["median"] for i in BENCH_CONFIGS)
@@ -331,25 +367,34 @@ def format_report(report: dict) -> str:
     lines = [f"bnlib bench — {report['date']} — {report['cpu']}, "
              f"{report['environment']['cpu_count']} cores, TF "
              f"{report['environment']['tensorflow']}",
-             f"fp32 matmul peak (median): "
-             f"{report['matmul_peak_gflops']['median']:.0f} GFLOP/s; training "
+             f"matmul (median): fp32 "
+             f"{report['matmul_peak_gflops']['median']:.0f} GFLOP/s, bf16 "
+             f"{report['matmul_bf16_gflops']['median']:.0f} GFLOP/s"
+             + ("" if report["native_bfloat16"] else " (emulated)") + "; training "
              f"{TRAIN_FLOPS / 1e6:.1f} MFLOP/image",
              "training images/s, min / median / max of "
              f"{report['repeats']} repeats x {report['steps_per_repeat']} steps:"]
     for run_id, entry in report["configs"].items():
         lines.append(f"  config {run_id} ({entry['label']}):")
-        for key, name in (("a_tf1_feed_dict", "(a) TF1 feed_dict"),
-                          ("b_keras_fit", "(b) Keras fit"),
-                          ("c_bnlib", "(c) bnlib")):
+        for key, name in CONTENDER_NAMES.items():
+            if key not in entry:
+                continue
             s = entry[key]
+            fractions = entry["fraction_of_peaks"][key]
             lines.append(f"    {name:18s} {s['min']:7.0f} / {s['median']:7.0f} / "
-                         f"{s['max']:7.0f}")
+                         f"{s['max']:7.0f}   {100 * fractions['fp32']:3.0f}% of fp32 "
+                         f"peak, {100 * fractions['bf16']:3.0f}% of bf16 peak")
+        lines.append(f"    spread of (b): {100 * entry['b_spread']:.0f}% of its median"
+                     + (f";  d/a = {entry['ratio_d_over_a']:.2f}"
+                        if "ratio_d_over_a" in entry else ""))
         lines.append(f"    c/a = {entry['ratio_c_over_a']:.2f}   c/b = "
                      f"{entry['ratio_c_over_b']:.2f}   inference "
                      f"{entry['c_bnlib_inference']:.0f} img/s   "
                      f"{100 * entry['c_fraction_of_peak']:.0f}% of peak")
         lines.append("    ms per step of 128 images: " + ", ".join(
             f"{name} {ms:.1f}" for name, ms in entry["ms_per_step"].items()))
+    if report.get("bfloat16_note"):
+        lines.append(report["bfloat16_note"])
     lines.append(f"BN overhead (config 11 step time / config 0): "
                  f"{report['bn_overhead_config11_over_config0']:.2f}x")
     grid = report["grid"]
@@ -372,19 +417,25 @@ def markdown_table(report: dict) -> str:
         f"{report['batch_size']}). fp32 matmul peak: {peak:.0f} GFLOP/s; a training "
         f"step costs {TRAIN_FLOPS / 1e6:.1f} MFLOP per image.",
         "",
-        "| config | (a) TF1 `feed_dict` | (b) Keras `fit` | (c) bnlib | c/a | c/b "
-        "| (c) % of peak | inference img/s |",
-        "|---|---|---|---|---|---|---|---|",
     ]
+    keys = [k for k in CONTENDER_NAMES if k in next(iter(report["configs"].values()))]
+    header = " | ".join(CONTENDER_NAMES[k].replace("feed_dict", "`feed_dict`")
+                        .replace("Keras fit", "Keras `fit`") for k in keys)
+    extra = " d/a |" if "d_bnlib_bf16" in keys else ""
+    lines += [f"| config | {header} | c/a | c/b |{extra} (c) % of fp32 peak "
+              f"| inference img/s |",
+              "|---" * (len(keys) + 5 + bool(extra)) + "|"]
     for run_id, entry in report["configs"].items():
         cells = [f"{entry[k]['min']:.0f} / **{entry[k]['median']:.0f}** / "
-                 f"{entry[k]['max']:.0f}"
-                 for k in ("a_tf1_feed_dict", "b_keras_fit", "c_bnlib")]
+                 f"{entry[k]['max']:.0f}" for k in keys]
+        d_over_a = f" {entry['ratio_d_over_a']:.2f} |" if extra else ""
         lines.append(
             f"| {run_id} ({entry['label']}) | {' | '.join(cells)} | "
-            f"{entry['ratio_c_over_a']:.2f} | {entry['ratio_c_over_b']:.2f} | "
-            f"{100 * entry['c_fraction_of_peak']:.0f} % | "
+            f"{entry['ratio_c_over_a']:.2f} | {entry['ratio_c_over_b']:.2f} |"
+            f"{d_over_a} {100 * entry['c_fraction_of_peak']:.0f} % | "
             f"{entry['c_bnlib_inference']:.0f} |")
+    if report.get("bfloat16_note"):
+        lines += ["", report["bfloat16_note"].capitalize() + "."]
     grid = report["grid"]
     lines += [
         "",

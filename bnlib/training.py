@@ -394,6 +394,14 @@ def make_optimizer(config: RunConfig):
 
 
 # --------------------------------------------------------------------------- models
+BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+
+
+def native_bfloat16() -> bool:
+    """This CPU computes bfloat16 natively (``avx512_bf16`` or ``amx_bf16``)."""
+    return bool(cpu_flags() & BF16_FLAGS)
+
+
 def check_precision(precision: str) -> None:
     """Refuse bfloat16 on a CPU without native bfloat16 arithmetic.
 
@@ -401,7 +409,7 @@ def check_precision(precision: str) -> None:
     mixed-precision run is slower than float32, not faster: refused rather than
     silently slow.
     """
-    if precision == "mixed_bfloat16" and not cpu_flags() & {"avx512_bf16", "amx_bf16"}:
+    if precision == "mixed_bfloat16" and not native_bfloat16():
         raise ValueError(
             "precision 'mixed_bfloat16' needs a CPU with native bfloat16 "
             "(the avx512_bf16 or amx_bf16 flag in /proc/cpuinfo); this CPU "
@@ -480,7 +488,18 @@ def input_layer(config: RunConfig, statistics: dict | None, make_norm):
 
 def build_run_model(config: RunConfig, seed: int, *, bn_kernel="fused",
                     input_statistics: dict | None = None):
-    """The network of ``config``, initialised from ``seed`` as every run is."""
+    """The network of ``config``, initialised from ``seed`` as every run is.
+
+    ``precision="mixed_bfloat16"`` gives every layer but the logits Keras'
+    ``mixed_bfloat16`` policy: variables stay float32 (so the optimizer's
+    state is float32), convolutions and matrix products run in bfloat16, and
+    the logits layer, hence the loss, is float32. Normalization layers keep
+    float32 statistics: bnlib's BN feeds bfloat16 activations to the fused
+    kernel, which accumulates mean and variance in float32 and takes float32
+    scale, offset and moving averages (its dense path, like Keras' own
+    ``BatchNormalization``, casts to float32 first). Refused on a CPU without
+    native bfloat16 (:func:`check_precision`).
+    """
     import keras
 
     from . import models

@@ -33,5 +33,13 @@ def test_bench_cli_writes_a_complete_report(tmp_path):
                                             "step_keras_adam", "step_fused_adam"}
         assert report["grid"]["images_per_second"][run_id] > 0
     assert report["bn_overhead_config11_over_config0"] > 0
+    assert report["matmul_bf16_gflops"]["median"] > 0
+    for entry in report["configs"].values():
+        assert entry["b_spread"] >= 0
+        assert set(entry["fraction_of_peaks"]["c_bnlib"]) == {"fp32", "bf16"}
+        # (d) runs exactly where the CPU has native bfloat16; otherwise the
+        # report says why it is absent
+        assert ("d_bnlib_bf16" in entry) == report["native_bfloat16"]
+    assert ("bfloat16_note" in report) == (not report["native_bfloat16"])
     table = bench.markdown_table(report)
     assert "| 0 (no BN) |" in table and "| 11 (BN conv+dense, dropout 0.4) |" in table

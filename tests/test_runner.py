@@ -499,6 +499,26 @@ def test_bfloat16_is_refused_without_native_support(monkeypatch, synthetic):
         T.prepare(config, 0, TINY, synthetic)
 
 
+def test_a_bfloat16_run_records_its_precision(monkeypatch, tmp_path, synthetic):
+    """Where allowed, a mixed-bfloat16 run trains with float32 variables, BN
+    statistics, optimizer state and loss, and its result says so."""
+    monkeypatch.setattr(T, "cpu_flags", lambda: {"avx512_bf16"})
+    config = RUN[11].replace(name="bn-both-d4-bf16", precision="mixed_bfloat16")
+    result = run_one(config, 0, TINY, synthetic, results_dir=tmp_path)
+    assert result["status"] == "complete"
+    assert result["config"]["precision"] == "mixed_bfloat16"
+    assert result["label"].endswith(", bf16")
+    trainer, _ = T.prepare(config, 0, TINY, synthetic)
+    model = trainer.model
+    assert model.get_layer("conv1").compute_dtype == "bfloat16"
+    assert model.get_layer("logits").compute_dtype == "float32"
+    # float variables are float32 (the int64 one is dropout's seed state)
+    assert {v.dtype for v in model.variables} == {"float32", "int64"}
+    assert {v.dtype for v in trainer.optimizer.variables} <= {"float32", "int64"}
+    loss, _ = trainer.train_step(np.arange(128, dtype=np.int32))
+    assert loss.dtype == "float32"
+
+
 def test_a_loss_that_grows_by_orders_of_magnitude_is_diverged(synthetic):
     loop = T.EpochLoop(TINY, 640)
     losses = iter([2.3, 5.0, 2.3e4])
