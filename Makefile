@@ -5,6 +5,8 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+JUPYTER_STAMP := $(VENV)/.jupyter-installed
+JUPYTER_FILES := jupyter/install.py jupyter/kernel_startup.py jupyter/lab_settings_overrides.json
 SHARED_DATA := $(abspath ../shared/data/cifar10-jpeg.tar.gz)
 # The offline copy beside this checkout is used when BNLIB_DATA is not set;
 # elsewhere set BNLIB_DATA yourself (or leave it unset to download via Keras).
@@ -14,7 +16,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: setup book test test-unit test-notebooks check-sync lab smoke bench run-book plot clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(JUPYTER_STAMP)
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH; install Python 3.11 (or pass PYTHON=/path/to/python)"; exit 1; }
@@ -22,8 +24,15 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
+
+# Jupyter set-up inside .venv (never the user's home): the python3 kernelspec
+# (TensorFlow's start-up lines kept out of notebook outputs) and JupyterLab
+# settings (.md twins open as Jupytext notebooks; no news pop-ups). Redone after
+# every pip install, which rewrites ipykernel's kernelspec.
+$(JUPYTER_STAMP): $(STAMP) $(JUPYTER_FILES)
+	$(BIN)/python jupyter/install.py >/dev/null
+	touch $(JUPYTER_STAMP)
 
 # The main job: build the book from the committed notebook outputs (no training).
 book: setup
@@ -47,6 +56,7 @@ check-sync: setup
 	$(BIN)/jupytext --sync notebooks/*.ipynb >/dev/null
 	git diff --exit-code -- notebooks/ || { echo "error: notebooks/ pairs out of sync: run '$(BIN)/jupytext --sync notebooks/*.ipynb' and commit"; exit 1; }
 
+# The .md twins open as notebooks on a double click (settings from jupyter/).
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
 

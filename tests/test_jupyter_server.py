@@ -10,7 +10,11 @@ websocket only:
 2. starts a kernel for it through the sessions API (cwd: ``notebooks/``);
 3. runs every code cell through ``/api/kernels/<id>/channels`` with
    ``BNLIB_PROFILE=smoke`` in the server's environment, and checks that no cell
-   fails and that the profile the notebook prints is ``smoke``;
+   fails, that the profile the notebook prints is ``smoke``, and that no cell
+   shows TensorFlow's start-up lines (absl, cuda stub, oneDNN, cuInit: the
+   kernelspec that ``make setup`` installs keeps them out, see
+   ``jupyter/kernel_startup.py``) while a real C-level error and a Python
+   warning written afterwards do show;
 4. shuts the kernel and the server down, and checks the notebooks were not modified.
 """
 
@@ -36,6 +40,16 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "notebooks/01_h_matrix.md"
 KERNEL_START_TIMEOUT = 180
 CELL_TIMEOUT = 900  # seconds per cell; the machine may be busy training
+# TensorFlow's start-up lines that must not reach a notebook (jupyter/kernel_startup.py).
+STARTUP_NOISE = ("absl::InitializeLog()", "cudart_stub.cc", "oneDNN custom operations",
+                 "failed call to cuInit")
+REAL_STDERR = """\
+import os, tensorflow as tf, warnings
+tf.config.list_physical_devices()
+os.write(2, b"E0000 00:00:0.0  1 bnlib_test.cc:1] a real C-level error\\n")
+warnings.warn("a real Python warning")
+__import__("time").sleep(0.5)  # let descriptor 2 drain into this cell's output
+"""
 
 
 def free_port() -> int:
@@ -50,7 +64,12 @@ def snapshot(folder: Path) -> dict[str, float]:
 
 
 class Server:
-    def __init__(self, root: Path, workdir: Path):
+    """A Jupyter server we start (``app``: ``jupyter_server``, or ``jupyterlab``
+    for the full JupyterLab, as ``make lab`` runs it), isolated from the user's
+    own configuration; ``extra_args`` and ``extra_env`` are added."""
+
+    def __init__(self, root: Path, workdir: Path, app: str = "jupyter_server",
+                 extra_args: tuple[str, ...] = (), extra_env: dict[str, str] | None = None):
         self.port = free_port()
         self.token = secrets.token_hex(24)
         self.base = f"http://127.0.0.1:{self.port}"
@@ -61,22 +80,31 @@ class Server:
             PYDEVD_DISABLE_FILE_VALIDATION="1",
             JUPYTER_PLATFORM_DIRS="1",
             # Isolate from the user's ~/.jupyter and ~/.ipython; the virtualenv's
-            # own configuration (sys.prefix/etc/jupyter: jupytext) still applies.
+            # own configuration (sys.prefix/etc/jupyter: jupytext; its kernelspec
+            # and JupyterLab settings from jupyter/install.py) still applies.
             JUPYTER_CONFIG_DIR=str(workdir / "config"),
             JUPYTER_RUNTIME_DIR=str(workdir / "runtime"),
             IPYTHONDIR=str(workdir / "ipython"),
         )
+        env.update(extra_env or {})
         env.pop("JUPYTER_TOKEN", None)
         # tests/conftest.py sets this for the test process; `make lab` does not.
         env.pop("TF_USE_LEGACY_KERAS", None)
+        # Under pytest ipykernel stops forwarding file descriptor 2 into the
+        # notebook; a user's kernel does forward it, so the kernels here must too.
+        env.pop("PYTEST_CURRENT_TEST", None)
+        workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / "server.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_server", "--no-browser",
+            [sys.executable, "-m", app, "--no-browser",
              "--ip=127.0.0.1", f"--port={self.port}", "--port-retries=0",
              f"--ServerApp.root_dir={root}",
              f"--IdentityProvider.token={self.token}",
-             "--allow-root"],  # CI containers run as root
+             # Checkpoints (written when a file is opened) go to the work folder.
+             f"--FileCheckpoints.root_dir={workdir / 'checkpoints'}",
+             "--allow-root",  # CI containers run as root
+             *extra_args],
             cwd=root, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         self.http = requests.Session()
         self.http.trust_env = False  # never through a proxy
@@ -197,6 +225,10 @@ class KernelChannel:
         self.ws.close()
 
 
+def stderr_text(outputs: list[dict]) -> str:
+    return "".join(o["text"] for o in outputs if o["type"] == "stream" and o["name"] == "stderr")
+
+
 def output_text(outputs: list[dict]) -> str:
     parts = []
     for out in outputs:
@@ -238,7 +270,7 @@ def test_md_twin_runs_through_jupyter_server(tmp_path):
         assert info["language_info"]["name"] == "python"
 
         # 3. Every code cell, through the kernel's websocket.
-        texts = []
+        texts, noise = [], []
         for index, cell in enumerate(code_cells):
             reply, outputs = channel.execute(cell["source"], CELL_TIMEOUT)
             errors = [f"{o['ename']}: {o['evalue']}" for o in outputs if o["type"] == "error"]
@@ -246,9 +278,18 @@ def test_md_twin_runs_through_jupyter_server(tmp_path):
             assert reply is not None and reply["status"] == "ok", \
                 f"code cell {index}: {reply}\n{cell['source'][:500]}"
             texts.append(output_text(outputs))
+            noise += [f"code cell {index}: {line}" for line in stderr_text(outputs).splitlines()
+                      if any(n in line for n in STARTUP_NOISE)]
         printed = "".join(texts)
         assert "smoke" in printed, \
             "the notebook should print its profile (smoke, from the server's environment)"
+        assert not noise, ("TensorFlow's start-up lines reached the notebook (is the "
+                           "kernelspec of `make setup` installed?):\n" + "\n".join(noise))
+        # ... and nothing else is hidden: real stderr still reaches the notebook.
+        reply, outputs = channel.execute(REAL_STDERR, CELL_TIMEOUT)
+        assert reply["status"] == "ok", reply
+        shown = stderr_text(outputs)
+        assert "a real C-level error" in shown and "a real Python warning" in shown, shown
         channel.close()
         channel = None
 
