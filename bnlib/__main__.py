@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -12,21 +13,56 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 CONFIG_FLAGS = ("learning_rate", "bn_position", "precision")
 
 
+class UsageError(Exception):
+    """A command line argparse cannot parse: printed as one ``error:`` line."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a parse error is one ``error:`` line and exit code 2
+    (:func:`main` prints it), not the usage block and a ``SystemExit``."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def whole_number(text: str) -> int:
+    """argparse type: a whole number (its range is bnlib.config's to check)."""
+    if not re.fullmatch(r"\s*[+-]?\d+\s*", text, re.ASCII):
+        raise argparse.ArgumentTypeError(f"expected a whole number such as 3, "
+                                         f"got {text!r}")
+    return int(text)
+
+
+def real_number(text: str) -> float:
+    """argparse type: a number such as 0.001 or 1e-3 (range: bnlib.config)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 0.001 or "
+                                         f"1e-3, got {text!r}") from None
+
+
 def _add_protocol_flags(parser: argparse.ArgumentParser) -> None:
     from .config import BN_POSITIONS, PRECISIONS
 
     parser.add_argument("--profile", default=None,
                         help="smoke | book | long | article (default: the grid's, "
                              "$BNLIB_PROFILE or book)")
-    parser.add_argument("--epochs", type=int, help="override the profile's epochs")
-    parser.add_argument("--eval-every", type=int, help="steps between test evaluations")
-    parser.add_argument("--steps-per-epoch", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--train-size", type=int, help="use the first N (balanced)")
-    parser.add_argument("--test-size", type=int)
-    parser.add_argument("--seeds", type=int, help="number of seeds (0..N-1)")
-    parser.add_argument("--learning-rate", type=float,
-                        help="override every run's learning rate")
+    parser.add_argument("--epochs", type=whole_number, metavar="N",
+                        help="override the profile's epochs")
+    parser.add_argument("--eval-every", type=whole_number, metavar="STEPS",
+                        help="steps between test evaluations")
+    parser.add_argument("--steps-per-epoch", type=whole_number, metavar="N")
+    parser.add_argument("--batch-size", type=whole_number, metavar="N")
+    parser.add_argument("--train-size", type=whole_number, metavar="N",
+                        help="use the first N training images (balanced: a "
+                             "multiple of 10)")
+    parser.add_argument("--test-size", type=whole_number, metavar="N",
+                        help="use the first N test images (a multiple of 10)")
+    parser.add_argument("--seeds", type=whole_number, metavar="N",
+                        help="number of seeds: seeds 0..N-1")
+    parser.add_argument("--learning-rate", type=real_number, metavar="LR",
+                        help="override every run's learning rate, in (0, 10]")
     parser.add_argument("--bn-position", choices=BN_POSITIONS,
                         help="override every run's BN position")
     parser.add_argument("--precision", choices=PRECISIONS,
@@ -37,8 +73,10 @@ def _add_protocol_flags(parser: argparse.ArgumentParser) -> None:
 def _protocol(args, grid=None):
     from .config import get_profile
 
-    name = args.profile or os.environ.get("BNLIB_PROFILE") or (
-        grid.profile if grid is not None else None)
+    name = args.profile
+    if name is None:
+        name = os.environ.get("BNLIB_PROFILE") or (
+            grid.profile if grid is not None else None)
     return get_profile(name, epochs=args.epochs, eval_every=args.eval_every,
                        steps_per_epoch=args.steps_per_epoch,
                        batch_size=args.batch_size, train_size=args.train_size,
@@ -56,12 +94,33 @@ def _grid(args):
                if getattr(args, field, None) is not None}
     if not changes:
         return grid
+    runs = tuple(run.replace(**changes) for run in grid.runs)  # validated
     if not args.results_dir:
         flags = ", ".join("--" + f.replace("_", "-") for f in changes)
         raise ValueError(f"{flags} change the runs of grid {grid.name}: pass "
                          f"--results-dir too, so they do not mix with its results")
-    runs = tuple(run.replace(**changes) for run in grid.runs)
     return dataclasses.replace(grid, runs=runs)
+
+
+def _check_results_dir(path) -> None:
+    """A --results-dir that can become a folder of results (nothing created)."""
+    from pathlib import Path
+
+    if path is None:
+        return
+    if not path.strip():
+        raise ValueError("--results-dir must name a folder, got an empty path")
+    try:
+        folder = Path(path).expanduser().absolute()
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+    except (ValueError, OSError, RuntimeError) as err:
+        raise ValueError(f"--results-dir {path!r} is not a usable path ({err})"
+                         ) from None
+    if not existing.is_dir():
+        raise ValueError(f"--results-dir {path!r}: {existing} is a file, not a "
+                         f"folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--results-dir {path!r}: {existing} is not writable")
 
 
 def _stop_on_sigterm(signum, frame):
@@ -71,6 +130,7 @@ def _stop_on_sigterm(signum, frame):
 def cmd_run(args) -> int:
     import signal
 
+    from .config import check_data, check_machine, parse_run_ids
     from .data import load_cifar10
     from .runner import RESULTS_ROOT, plan, run_grid
     from .training import RunnerOptions
@@ -78,13 +138,18 @@ def cmd_run(args) -> int:
     # background jobs may start with SIGINT ignored; SIGTERM always works
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
+    # every flag is checked before data is loaded or any file is touched
+    _check_results_dir(args.results_dir)
     grid = _grid(args)
     protocol = _protocol(args, grid)
-    run_ids = _parse_ids(args.runs, grid)
+    run_ids = parse_run_ids(grid, args.runs)
+    tasks = plan(grid, protocol, run_ids)  # every configuration under the protocol
+    configs = [grid.runs[run_id] for run_id in dict.fromkeys(r for r, _ in tasks)]
+    check_machine(protocol, configs, workers=args.workers, threads=args.threads)
     options = RunnerOptions(bn_kernel=args.bn_kernel, adam_kernel=args.adam_kernel,
                             threads=args.threads, workers=args.workers)
-    plan(grid, protocol, run_ids)  # every configuration checked before any file
     data = load_cifar10(args.data)  # checked (and cached) once, here
+    check_data(protocol, data)  # sizes against what this data holds
     print(data.provenance.describe(), flush=True)
     results = run_grid(grid, protocol, source=args.data, run_ids=run_ids,
                        results_dir=args.results_dir, options=options,
@@ -94,29 +159,6 @@ def cmd_run(args) -> int:
     print(f"{len(results)} result(s) in {folder}"
           + (f"; {len(diverged)} diverged" if diverged else ""))
     return 0
-
-
-def _parse_ids(text, grid):
-    """``0,3,9-11`` or run names (``bn-both-d0,none-d0``) -> run ids."""
-    if not text:
-        return None
-    ids = []
-    for part in text.split(","):
-        part = part.strip()
-        try:
-            if "-" in part and part.replace("-", "").isdigit():
-                low, high = (int(v) for v in part.split("-"))
-                ids.extend(range(low, high + 1))
-            elif part.isdigit():
-                ids.append(int(part))
-            else:
-                ids.append(grid.run_id(grid.run(part)))
-        except ValueError as err:
-            raise ValueError(f"--runs {text!r}: {err}. Accepted: ids and ranges "
-                             f"like 0,3,9-11, or run names") from None
-    for run_id in ids:
-        grid.run(run_id)
-    return ids
 
 
 def cmd_list(args) -> int:
@@ -177,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .config import GRIDS
     from .training import ADAM_KERNELS, BN_KERNELS  # NumPy only: a quick import
 
-    parser = argparse.ArgumentParser(prog="python -m bnlib", description=__doc__)
+    parser = ArgumentParser(prog="python -m bnlib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train a grid (resumes, skips finished runs)")
@@ -189,10 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
                                     "(default: $BNLIB_DATA, else keras download)")
     run.add_argument("--results-dir", help="default: the grid's folder, results/<grid>"
                                            " (results/book for the article grid)")
-    run.add_argument("--workers", type=int, default=1,
-                     help="parallel worker processes (2 on a 2-core CPU is fastest)")
-    run.add_argument("--threads", type=int, help="TF threads per worker "
-                                                  "(default: cores / workers)")
+    run.add_argument("--workers", type=whole_number, default=1, metavar="N",
+                     help="parallel worker processes, 1 to the CPU cores (2 on a "
+                          "2-core CPU is fastest)")
+    run.add_argument("--threads", type=whole_number, metavar="N",
+                     help="TF threads per worker, 1 to the CPU cores (default: "
+                          "cores / workers)")
     run.add_argument("--bn-kernel", choices=BN_KERNELS,
                      default="fused", help="BN implementation (same function)")
     run.add_argument("--adam-kernel", choices=ADAM_KERNELS, default="keras",
@@ -217,20 +261,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="images/s: TF1 loop vs Keras fit vs bnlib")
     bench.add_argument("--data", help="CIFAR-10 source (default: $BNLIB_DATA)")
-    bench.add_argument("--repeats", type=int, default=5)
-    bench.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
+    bench.add_argument("--repeats", type=whole_number, default=5)
+    bench.add_argument("--steps", type=whole_number, default=20,
+                       help="timed steps per repeat")
     bench.add_argument("--out", default="results/bench/bench.json")
     bench.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; a refused input prints one ``error:`` line on stderr
+    and returns 2, before any file is written."""
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except SystemExit as stop:  # --help
+        return stop.code if isinstance(stop.code, int) else 0
     from .data import DataError
 
     try:
         return args.func(args)
-    except (DataError, ValueError, FileNotFoundError, RuntimeError,
+    except (DataError, ValueError, OSError, RuntimeError,
             NotImplementedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -13,7 +13,12 @@ Everything here is plain Python (no TensorFlow import), so the command line can
 list and validate grids instantly. A configuration that is unknown or
 contradictory (GroupNorm on the dense layer, a ghost size that does not divide
 the batch, a learning rate <= 0, ...) raises :class:`ConfigError` naming the
-field, before any file is touched.
+field, before any file is touched. All validation lives here:
+:func:`validate_config` (a run), :func:`validate_protocol` (a profile in
+itself), :func:`parse_run_ids` (``--runs``), :func:`check_data` (a profile
+against the loaded data), :func:`check_machine` (workers, threads, memory,
+precision) and :func:`validate_training` (all of them, what the runner calls
+before it touches a file).
 """
 
 from __future__ import annotations
@@ -41,7 +46,33 @@ INPUT_NAMES = {"raw": "raw inputs", "unit": "inputs /255",
 
 
 class ConfigError(ValueError):
-    """A run configuration, grid or profile that cannot be trained as asked."""
+    """A run configuration, grid or profile that cannot be trained as asked.
+
+    ``field`` names what was refused (``"train_size"``, ``"learning_rate"``,
+    ``"runs"``, ...) where one field is to blame; the message names it too, and
+    ends with its command-line flag where it has one (see :data:`FLAGS`).
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+# the command-line flag of each field a flag can set (python -m bnlib run)
+FLAGS = {"profile": "--profile", "epochs": "--epochs", "eval_every": "--eval-every",
+         "steps_per_epoch": "--steps-per-epoch", "batch_size": "--batch-size",
+         "train_size": "--train-size", "test_size": "--test-size",
+         "seeds": "--seeds", "learning_rate": "--learning-rate",
+         "bn_position": "--bn-position", "precision": "--precision",
+         "runs": "--runs", "workers": "--workers", "threads": "--threads"}
+
+
+def _flag(*fields: str) -> str:
+    """`` (flag --train-size)``: what a message ends with, for the fields a
+    command-line flag sets (empty for the others)."""
+    flags = [FLAGS[field] for field in fields if field in FLAGS]
+    return (f" (flag{'s' if len(flags) > 1 else ''} {', '.join(flags)})"
+            if flags else "")
 
 
 # --------------------------------------------------------------------------- runs
@@ -119,6 +150,12 @@ class RunConfig:
 
     def replace(self, **changes) -> "RunConfig":
         """A copy with fields changed, validated."""
+        names = [f.name for f in dataclasses.fields(self)]
+        unknown = sorted(set(changes) - set(names))
+        if unknown:
+            raise ConfigError(f"{self.name}: unknown run configuration field(s) "
+                              f"{unknown}; the fields are {', '.join(names)}",
+                              unknown[0])
         return validate_config(dataclasses.replace(self, **changes))
 
     def to_dict(self) -> dict:
@@ -129,23 +166,25 @@ class RunConfig:
 
 def _choice(config: RunConfig, field: str, choices) -> None:
     value = getattr(config, field)
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ConfigError(f"{config.name}: {field} must be one of "
-                          f"{', '.join(map(str, choices))}; got {value!r}")
+                          f"{', '.join(map(str, choices))}; got {value!r}"
+                          f"{_flag(field)}", field)
 
 
 def _number(config: RunConfig, field: str, low: float, high: float, *,
             low_open: bool = False, high_open: bool = True) -> None:
     value = getattr(config, field)
+    interval = (("(" if low_open else "[") + f"{low:g}, {high:g}"
+                + (")" if high_open else "]"))
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{config.name}: {field} must be a number, got {value!r}")
+        raise ConfigError(f"{config.name}: {field} must be a number in "
+                          f"{interval}, got {value!r}{_flag(field)}", field)
     below = value <= low if low_open else value < low
     above = value >= high if high_open else value > high
     if not math.isfinite(value) or below or above:
-        interval = (("(" if low_open else "[") + f"{low:g}, {high:g}"
-                    + (")" if high_open else "]"))
         raise ConfigError(f"{config.name}: {field} must be in {interval}, "
-                          f"got {value!r}")
+                          f"got {value!r}{_flag(field)}", field)
 
 
 def validate_config(config: RunConfig, protocol: "Protocol | None" = None
@@ -154,7 +193,7 @@ def validate_config(config: RunConfig, protocol: "Protocol | None" = None
     else raise :class:`ConfigError` naming the field."""
     if not isinstance(config.name, str) or not NAME_PATTERN.match(config.name):
         raise ConfigError(f"run name must be lower-case letters, digits, '.', '+' "
-                          f"or '-', got {config.name!r}")
+                          f"or '-', got {config.name!r}", "name")
     _number(config, "dropout", 0.0, 1.0)
     for field in ("norm_conv", "norm_dense"):
         _choice(config, field, NORM_KINDS)
@@ -174,46 +213,54 @@ def validate_config(config: RunConfig, protocol: "Protocol | None" = None
     if config.norm_dense == "group":
         raise ConfigError(f"{config.name}: norm_dense cannot be 'group': GroupNorm "
                           f"groups the channels of a convolution; use 'layer' on "
-                          f"the dense layer")
+                          f"the dense layer", "norm_dense")
     if config.optimizer == "adam" and config.momentum:
         raise ConfigError(f"{config.name}: momentum is SGD's; Adam has adam_beta_1 "
-                          f"(got optimizer 'adam' with momentum {config.momentum})")
+                          f"(got optimizer 'adam' with momentum {config.momentum})",
+                          "momentum")
     if config.bn_position == "before_relu" and kinds == ("none", "none"):
         raise ConfigError(f"{config.name}: bn_position 'before_relu' needs a "
-                          f"normalization on the conv or dense layer")
+                          f"normalization on the conv or dense layer"
+                          f"{_flag('bn_position')}", "bn_position")
     _sized(config, "ghost_size", "ghost" in kinds, "ghost")
     _sized(config, "groups", "group" in kinds, "group")
     if config.ghost_size is not None and config.ghost_size < 2:
         raise ConfigError(f"{config.name}: ghost_size must be at least 2 (one "
-                          f"example has no variance), got {config.ghost_size}")
+                          f"example has no variance), got {config.ghost_size}",
+                          "ghost_size")
     if config.groups is not None and any(c % config.groups for c in CONV_CHANNELS):
         raise ConfigError(f"{config.name}: groups must divide the conv channels "
-                          f"{CONV_CHANNELS}, got {config.groups}")
+                          f"{CONV_CHANNELS}, got {config.groups}", "groups")
     if not isinstance(config.probes, tuple):
         raise ConfigError(f"{config.name}: probes must be a tuple of names, got "
-                          f"{config.probes!r}")
+                          f"{config.probes!r}", "probes")
     from .probes import check_probe  # plain Python: no TensorFlow import
 
     for probe in config.probes:
-        check_probe(config, probe)
+        try:
+            check_probe(config, probe)
+        except ConfigError as err:
+            err.field = "probes"
+            raise
     if protocol is not None and config.ghost_size is not None:
         if protocol.batch_size % config.ghost_size:
             raise ConfigError(f"{config.name}: ghost_size {config.ghost_size} does "
-                              f"not divide the batch size {protocol.batch_size}")
+                              f"not divide the batch size {protocol.batch_size}"
+                              f"{_flag('batch_size')}", "ghost_size")
     return config
 
 
 def _sized(config: RunConfig, field: str, needed: bool, kind: str) -> None:
     value = getattr(config, field)
     if needed and value is None:
-        raise ConfigError(f"{config.name}: norm kind '{kind}' needs {field}")
+        raise ConfigError(f"{config.name}: norm kind '{kind}' needs {field}", field)
     if not needed and value is not None:
         raise ConfigError(f"{config.name}: {field} is set but no layer uses "
-                          f"norm kind '{kind}'")
+                          f"norm kind '{kind}'", field)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                               or value < 1):
         raise ConfigError(f"{config.name}: {field} must be a positive integer, "
-                          f"got {value!r}")
+                          f"got {value!r}", field)
 
 
 # --------------------------------------------------------------------------- grids
@@ -248,7 +295,7 @@ class Grid:
         raise ConfigError(
             f"grid {self.name} has no run {key!r}: ids 0-{len(self.runs) - 1} or "
             f"names {', '.join(r.name for r in self.runs)} (`python -m bnlib list "
-            f"--grid {self.name}`)")
+            f"--grid {self.name}`)", "runs")
 
     def run_id(self, config: RunConfig) -> int:
         return self.runs.index(config)
@@ -316,7 +363,7 @@ ARTICLE = GRIDS["article"]
 def get_grid(name: str) -> Grid:
     if name not in GRIDS:
         raise ConfigError(f"unknown grid {name!r}: choose one of "
-                          f"{', '.join(GRIDS)} (`python -m bnlib list`)")
+                          f"{', '.join(GRIDS)} (`python -m bnlib list`)", "grid")
     return GRIDS[name]
 
 
@@ -357,41 +404,244 @@ PROFILES: dict[str, Protocol] = {
     "article": Protocol("article", epochs=400, eval_every=50, seeds=1),
 }
 INT_FIELDS = ("epochs", "eval_every", "steps_per_epoch", "batch_size", "seeds")
-MAX_BATCH = 50_000
+SIZE_FIELDS = ("train_size", "test_size")
+NUM_CLASSES = 10
+SPLIT_SIZES = {"train_size": 50_000, "test_size": 10_000}  # CIFAR-10's two splits
+MAX_BATCH = SPLIT_SIZES["train_size"]
+MAX_SEEDS = 1000
+# an epoch's shuffled order (steps_per_epoch x batch_size indices) is held in memory
+MAX_EPOCH_IMAGES = 10_000_000
+MAX_EVALUATIONS = 100_000  # curve rows of one run (each evaluates the test set)
+# what a training step holds, measured for the article CNN in float32 (about
+# 0.5 MB per image of the batch, 0.65 GB for TensorFlow, the model and the data),
+# doubled for headroom: a batch that cannot fit is refused, not killed mid-run
+STEP_BYTES_PER_IMAGE = 1 << 20
+WORKER_BYTES = 1 << 30
 
 
 def get_profile(name: str | None = None, **overrides) -> Protocol:
-    """A profile by name (default ``$BNLIB_PROFILE`` or ``book``), fields overridden."""
-    name = name or os.environ.get(PROFILE_ENV_VAR) or "book"
-    if name not in PROFILES:
+    """A profile by name (default ``$BNLIB_PROFILE`` or ``book``), fields
+    overridden (``None`` leaves a field as the profile has it), validated."""
+    if name is None:
+        name = os.environ.get(PROFILE_ENV_VAR) or "book"
+    if not isinstance(name, str) or name not in PROFILES:
         raise ConfigError(f"unknown profile {name!r}: choose one of "
                           f"{', '.join(PROFILES)} (flag --profile or "
-                          f"${PROFILE_ENV_VAR}).")
+                          f"${PROFILE_ENV_VAR}).", "profile")
     fields = {k: v for k, v in overrides.items() if v is not None}
-    unknown = set(fields) - {f.name for f in dataclasses.fields(Protocol)}
+    names = [f.name for f in dataclasses.fields(Protocol) if f.name != "profile"]
+    unknown = set(fields) - set(names)
     if unknown:
-        raise ConfigError(f"unknown protocol field(s) {sorted(unknown)}")
+        raise ConfigError(f"unknown protocol field(s) {sorted(unknown)}: a profile's "
+                          f"fields are {', '.join(names)} (the profile's name is "
+                          f"the first argument)", sorted(unknown)[0])
     protocol = dataclasses.replace(PROFILES[name], **fields)
     validate_protocol(protocol)
     return protocol
 
 
+def _whole(protocol: Protocol, field: str, low: int, high: int | None,
+           why: str = "", also: tuple[str, ...] = ()) -> int:
+    value = getattr(protocol, field)
+    accepted = (f"at least {low:,} (a whole number)" if high is None
+                else f"a whole number in [{low:,}, {high:,}]")
+    if (isinstance(value, bool) or not isinstance(value, int) or value < low
+            or (high is not None and value > high)):
+        raise ConfigError(f"{field} must be {accepted}{why}, got {value!r}"
+                          f"{_flag(field, *also)}", field)
+    return value
+
+
 def validate_protocol(protocol: Protocol) -> Protocol:
-    for field in INT_FIELDS + ("train_size", "test_size"):
-        value = getattr(protocol, field)
-        if value is None and field in ("train_size", "test_size"):
+    """Return ``protocol`` if it is consistent in itself, else raise
+    :class:`ConfigError` naming the field, its flag and the accepted range.
+
+    Whole numbers >= 1 for every count; at most :data:`MAX_SEEDS` seeds;
+    ``train_size`` / ``test_size`` a multiple of the 10 classes (a balanced
+    subset) within CIFAR-10's split, the training subset at least one batch; an
+    evaluation interval no longer than the run; at most
+    :data:`MAX_EPOCH_IMAGES` images per epoch and :data:`MAX_EVALUATIONS`
+    evaluations. What depends on the data or the machine is
+    :func:`check_data` and :func:`check_machine`.
+    """
+    if not isinstance(protocol, Protocol):
+        raise ConfigError(f"expected a Protocol, got {type(protocol).__name__}")
+    if not isinstance(protocol.profile, str) or not NAME_PATTERN.match(
+            protocol.profile):
+        raise ConfigError(f"profile name must be lower-case letters, digits, '.', "
+                          f"'+' or '-', got {protocol.profile!r}", "profile")
+    for field in ("epochs", "steps_per_epoch", "eval_every"):
+        _whole(protocol, field, 1, None)
+    _whole(protocol, "seeds", 1, MAX_SEEDS, " (seeds 0..N-1)")
+    batch = _whole(protocol, "batch_size", 1, MAX_BATCH,
+                   " (at most the training split)")
+    for field in SIZE_FIELDS:
+        if getattr(protocol, field) is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{field} must be a whole number, got {value!r}")
-        if value < 1:
-            raise ConfigError(f"{field} must be at least 1, got {value}")
-    if protocol.batch_size > MAX_BATCH:
-        raise ConfigError(f"batch_size must be at most {MAX_BATCH} (the training "
-                          f"split), got {protocol.batch_size}")
-    if protocol.eval_every > protocol.total_steps:
-        raise ConfigError(f"eval_every ({protocol.eval_every}) is longer than the "
-                          f"whole run ({protocol.total_steps} steps)")
-    if protocol.train_size is not None and protocol.train_size < protocol.batch_size:
-        raise ConfigError(f"train_size ({protocol.train_size}) must hold at least "
-                          f"one batch ({protocol.batch_size})")
+        low = batch if field == "train_size" else NUM_CLASSES
+        why = (f" (at least one batch of {batch}, at most the split)"
+               if field == "train_size" else " (at most the split)")
+        size = _whole(protocol, field, low, SPLIT_SIZES[field], why,
+                      ("batch_size",) if field == "train_size" else ())
+        if size % NUM_CLASSES:
+            raise ConfigError(
+                f"{field} must be a multiple of {NUM_CLASSES} (a balanced subset: "
+                f"the same number of images of each class), got {size}"
+                f"{_flag(field)}", field)
+    per_epoch = protocol.steps_per_epoch * batch
+    if per_epoch > MAX_EPOCH_IMAGES:
+        raise ConfigError(
+            f"steps_per_epoch x batch_size must be at most {MAX_EPOCH_IMAGES:,} "
+            f"images per epoch (an epoch's shuffled order is held in memory), got "
+            f"{protocol.steps_per_epoch} x {batch}; use more epochs instead"
+            f"{_flag('steps_per_epoch', 'batch_size')}", "steps_per_epoch")
+    total = protocol.total_steps
+    run = (f"epochs {protocol.epochs} x steps_per_epoch "
+           f"{protocol.steps_per_epoch}")
+    flags = _flag("eval_every", "epochs", "steps_per_epoch")
+    if protocol.eval_every > total:
+        raise ConfigError(
+            f"eval_every must be in [1, {total:,}] (the whole run: {run}), got "
+            f"{protocol.eval_every}{flags}", "eval_every")
+    if total // protocol.eval_every > MAX_EVALUATIONS:
+        raise ConfigError(
+            f"eval_every must be at least {-(-total // MAX_EVALUATIONS):,} for a run "
+            f"of {run} steps (at most {MAX_EVALUATIONS:,} test evaluations), got "
+            f"{protocol.eval_every}{flags}", "eval_every")
+    return protocol
+
+
+# --------------------------------------------------------------------------- run ids
+RUNS_FORMS = ("ids and ranges like 0,3,9-11, or run names like bn-both-d4, "
+              "separated by commas")
+_RANGE = re.compile(r"(\d+)-(\d+)", re.ASCII)
+_ID = re.compile(r"\d+", re.ASCII)
+
+
+def parse_run_ids(grid: Grid, text: str | None) -> list[int] | None:
+    """``"0,3,9-11"`` or run names (``"bn-both-d0,none-d0"``) -> run ids of
+    ``grid`` in the order given, each once; ``None`` -> None (every run).
+    Raises :class:`ConfigError` showing the accepted forms."""
+    if text is None:
+        return None
+
+    def refuse(why: str):
+        raise ConfigError(f"--runs {text!r}: {why}. Accepted: {RUNS_FORMS} "
+                          f"(`python -m bnlib list --grid {grid.name}`)", "runs")
+
+    names = {run.name: run_id for run_id, run in enumerate(grid.runs)}
+    last = len(grid.runs) - 1
+    ids: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if part in names:
+            ids.append(names[part])
+        elif _ID.fullmatch(part):
+            if int(part) > last:
+                refuse(f"grid {grid.name} has no run {int(part)} (ids 0-{last})")
+            ids.append(int(part))
+        elif _RANGE.fullmatch(part):
+            low, high = (int(v) for v in _RANGE.fullmatch(part).groups())
+            if low > high or high > last:
+                refuse(f"range {part} is not within 0-{last} going up")
+            ids.extend(range(low, high + 1))
+        elif not part:
+            refuse("an empty entry")
+        else:
+            refuse(f"grid {grid.name} has no run {part!r}")
+    return list(dict.fromkeys(ids))
+
+
+# --------------------------------------------------------------------------- before runs
+def check_data(protocol: Protocol, data) -> Protocol:
+    """Return ``protocol`` if it can be trained on the loaded ``data`` (a
+    :class:`bnlib.data.Cifar10`) exactly as it records, else raise
+    :class:`ConfigError`: each subset within its split and balanced (enough
+    images of every class), at least one batch of training images."""
+    import numpy as np
+
+    validate_protocol(protocol)
+    splits = {"train_size": (data.x_train, data.y_train, "training"),
+              "test_size": (data.x_test, data.y_test, "test")}
+    for field, (images, labels, split) in splits.items():
+        size = getattr(protocol, field)
+        have = len(images)
+        kind = f"this {data.provenance.kind} data"
+        if have < 1:
+            raise ConfigError(f"{kind} has no {split} images", field)
+        if size is None:
+            continue
+        if size > have:
+            raise ConfigError(f"{field} must be at most {have:,} (the {split} "
+                              f"split of {kind}), got {size:,}{_flag(field)}",
+                              field)
+        counts = np.bincount(np.asarray(labels).reshape(-1), minlength=NUM_CLASSES)
+        if len(counts) != NUM_CLASSES or counts.min() < size // NUM_CLASSES:
+            raise ConfigError(
+                f"{field} {size} needs {size // NUM_CLASSES} {split} images of "
+                f"each of the {NUM_CLASSES} classes; {kind} has {counts.tolist()}"
+                f"{_flag(field)}", field)
+    images = protocol.train_size or len(data.x_train)
+    if protocol.batch_size > images:
+        raise ConfigError(f"batch_size must be at most {images:,} (the training "
+                          f"images of this {data.provenance.kind} data), got "
+                          f"{protocol.batch_size:,}{_flag('batch_size')}",
+                          "batch_size")
+    return protocol
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new process (Linux), else None."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_machine(protocol: Protocol, configs=(), *, workers: int = 1,
+                  threads: int | None = None) -> None:
+    """Raise :class:`ConfigError` unless ``configs`` can be trained under
+    ``protocol`` on this machine: ``workers`` in [1, cores] and ``threads``
+    (per worker) in [1, cores]; the batch fits in the memory available (about
+    :data:`STEP_BYTES_PER_IMAGE` per image per worker); each run's precision
+    runs natively."""
+    cores = os.cpu_count() or 1
+    for field, value in (("workers", workers), ("threads", threads)):
+        if value is None and field == "threads":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not (
+                1 <= value <= cores):
+            raise ConfigError(f"{field} must be a whole number in [1, {cores}] "
+                              f"(the CPU cores of this machine), got {value!r}"
+                              f"{_flag(field)}", field)
+    available = _available_memory()
+    needed = workers * (WORKER_BYTES + protocol.batch_size * STEP_BYTES_PER_IMAGE)
+    if available is not None and needed > available:
+        fits = max(0, (available // workers - WORKER_BYTES) // STEP_BYTES_PER_IMAGE)
+        raise ConfigError(
+            f"batch_size must be at most {fits:,} here: {workers} worker(s) x a "
+            f"batch of {protocol.batch_size:,} need about {needed / 2**30:.1f} GB, "
+            f"this machine has {available / 2**30:.1f} GB available"
+            f"{_flag('batch_size', 'workers')}", "batch_size")
+    from .training import check_precision  # NumPy only
+
+    for config in configs:
+        validate_config(config, protocol)
+        try:
+            check_precision(config.precision)
+        except ValueError as err:
+            raise ConfigError(f"{config.name}: {err}", "precision") from None
+
+
+def validate_training(protocol: Protocol, data, configs=(), *, workers: int = 1,
+                      threads: int | None = None) -> Protocol:
+    """Everything checked before a grid touches a file: the protocol in itself
+    and against the loaded ``data`` (:func:`check_data`), each run
+    configuration under it, and this machine (:func:`check_machine`)."""
+    check_data(protocol, data)
+    check_machine(protocol, configs, workers=workers, threads=threads)
     return protocol

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import numbers
 import os
 import pickle
 import re
@@ -129,6 +130,12 @@ def load_cifar10(source: str | os.PathLike | None = None, *,
     the second load takes a second or two. ``sizes`` are the image counts a
     full copy must have (``None`` accepts any balanced size: for tiny test files).
     """
+    if sizes is not None and (
+            not isinstance(sizes, (tuple, list)) or len(sizes) != 2
+            or any(isinstance(n, bool) or not isinstance(n, numbers.Integral)
+                   or n < 1 for n in sizes)):
+        raise ValueError(f"sizes must be None or (train images, test images), two "
+                         f"whole numbers >= 1, got {sizes!r}")
     chosen = resolve_source(source)
     if chosen == "synthetic":
         return synthetic_cifar10()

@@ -123,3 +123,56 @@ def manual_batch_norm(name: str, momentum: float = BN_MOMENTUM,
                       epsilon: float = BN_EPSILON, **kwargs) -> ManualBatchNorm:
     """The manual layer on ``tf.nn`` only (notebook 02's layer)."""
     return ManualBatchNorm(momentum=momentum, epsilon=epsilon, name=name, **kwargs)
+
+
+class NoisyBatchNorm(ManualBatchNorm):
+    """Batch Normalization followed, in training only, by the random shift and
+    rescaling of Santurkar et al. (2018, section 2.1), "noisy BN".
+
+    At every training step each unit (channel) draws a mean
+    ``mu ~ U(-mean_range, mean_range)`` and a scale
+    ``sigma ~ U(scale_low, scale_high)``; then each example (and, for a
+    convolution, each position: height and width count as batch dimensions)
+    draws ``m ~ U(mu - jitter, mu + jitter)`` and ``s ~ N(sigma, jitter)``, and
+    the layer outputs ``s * bn(x) + m``. The noise changes the distribution of
+    the layer's output at every step, deliberately: if BN helped by keeping
+    that distribution fixed, this layer should lose BN's benefit. At inference
+    it is the plain BN layer. The draws come from a Keras ``SeedGenerator``
+    seeded by ``seed``, whose state is one of the layer's variables, so a run
+    checkpointed and resumed draws the same noise.
+    """
+
+    def __init__(self, momentum: float = BN_MOMENTUM, epsilon: float = BN_EPSILON,
+                 *, seed: int | None = None, mean_range: float = 0.5,
+                 scale_low: float = 1.0, scale_high: float = 1.25,
+                 jitter: float = 0.1, **kwargs):
+        super().__init__(momentum=momentum, epsilon=epsilon, fused=True, **kwargs)
+        self.seed = seed
+        self.mean_range, self.scale_low, self.scale_high = mean_range, scale_low, scale_high
+        self.jitter = jitter
+        self.noise_seed = keras.random.SeedGenerator(seed, name="noise_seed")
+
+    def call(self, inputs, training=False):
+        outputs = super().call(inputs, training=training)
+        if not (bool(training) and self.trainable):
+            return outputs
+        return self.add_noise(outputs)
+
+    def add_noise(self, x):
+        """``s * x + m`` with the per-step, per-unit and per-example draws."""
+        channels = x.shape[-1]
+        dtype = x.dtype
+        mu = keras.random.uniform((channels,), -self.mean_range, self.mean_range,
+                                  seed=self.noise_seed)
+        sigma = keras.random.uniform((channels,), self.scale_low, self.scale_high,
+                                     seed=self.noise_seed)
+        shape = tf.shape(x)
+        m = mu + keras.random.uniform(shape, -self.jitter, self.jitter,
+                                      seed=self.noise_seed)
+        s = sigma + self.jitter * keras.random.normal(shape, seed=self.noise_seed)
+        return tf.cast(s, dtype) * x + tf.cast(m, dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed,
+                "mean_range": self.mean_range, "scale_low": self.scale_low,
+                "scale_high": self.scale_high, "jitter": self.jitter}

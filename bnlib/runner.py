@@ -23,7 +23,8 @@ from typing import Iterable
 
 import numpy as np
 
-from .config import Grid, Protocol, RunConfig, get_grid, validate_config
+from .config import (Grid, Protocol, RunConfig, check_data, get_grid,
+                     validate_config, validate_training)
 from .training import (Progress, RunnerOptions, configure_threads,
                        environment_record, new_record, prepare, train_epochs)
 
@@ -151,6 +152,7 @@ def run_one(config: RunConfig, seed: int, protocol: Protocol, data, *,
     called as ``progress(step, total_steps, latest_test_acc)``.
     """
     validate_config(config, protocol)
+    check_data(protocol, data)  # the protocol's sizes against this data
     folder = Path(results_dir)
     out = result_path(folder, config, seed)
     ckpt = checkpoint_path(folder, config, seed)
@@ -250,6 +252,11 @@ def run_grid(grid: Grid | str, protocol: Protocol, *, source=None, run_ids=None,
     folder = Path(results_dir) if results_dir else grid.results_dir(protocol,
                                                                       RESULTS_ROOT)
     all_tasks = plan(grid, protocol, run_ids, seeds)  # validates before any file
+    from .data import load_cifar10
+
+    data = data if data is not None else load_cifar10(source)  # workers reload
+    validate_training(protocol, data, [grid.runs[r] for r in dict.fromkeys(
+        r for r, _ in all_tasks)], workers=options.workers, threads=options.threads)
     with _exclusive(folder):
         tasks = pending(grid, all_tasks, protocol, folder)
         threads = options.threads or max(1, (os.cpu_count() or 1) // options.workers)

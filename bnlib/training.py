@@ -22,12 +22,13 @@ import math
 import os
 import platform
 import time
+import zlib
 from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .config import Protocol, RunConfig, validate_config
+from .config import Protocol, RunConfig, check_data, validate_config
 
 SCHEMA_VERSION = 2
 CURVE_COLUMNS = ["step", "epoch", "train_loss", "train_acc", "test_acc"]
@@ -417,15 +418,16 @@ def check_precision(precision: str) -> None:
             "than float32. Use --precision float32.")
 
 
-def norm_layer_factory(config: RunConfig, bn_kernel: str | Callable = "fused"
-                       ) -> Callable[[str, str], object]:
+def norm_layer_factory(config: RunConfig, bn_kernel: str | Callable = "fused",
+                       seed: int | None = None) -> Callable[[str, str], object]:
     """``(kind, name) -> layer`` for :func:`bnlib.models.build_cnn`.
 
     ``"batch"`` layers come from ``bn_kernel`` (see :class:`RunnerOptions`);
     momentum and epsilon come from the run configuration. ``"ghost"`` is bnlib's
     layer with a statistics-batch size, ``"layer"`` / ``"group"`` /
     ``"renorm"`` are Keras' ``LayerNormalization``, ``GroupNormalization`` and
-    ``BatchNormalization(renorm=True)``.
+    ``BatchNormalization(renorm=True)``; ``"noisy"`` is
+    :class:`bnlib.layers.NoisyBatchNorm`, its noise seeded from ``seed``.
     """
     import keras
 
@@ -460,9 +462,12 @@ def norm_layer_factory(config: RunConfig, bn_kernel: str | Callable = "fused"
             return keras.layers.BatchNormalization(
                 momentum=momentum, epsilon=epsilon, renorm=True, name=name,
                 dtype=dtype)
-        raise NotImplementedError(
-            f"norm kind {kind!r} is carried by the configuration but its layer "
-            f"arrives with its chapter (noisy BN: chapter 07)")
+        if kind == "noisy":  # each layer its own noise stream, from (seed, name)
+            layer_seed = (None if seed is None else
+                          (seed * 7919 + zlib.crc32(name.encode())) % 2**31)
+            return layers.NoisyBatchNorm(momentum, epsilon, seed=layer_seed,
+                                         name=name, dtype=dtype)
+        raise NotImplementedError(f"no layer for norm kind {kind!r}")
 
     return make
 
@@ -507,7 +512,7 @@ def build_run_model(config: RunConfig, seed: int, *, bn_kernel="fused",
     validate_config(config)
     check_precision(config.precision)
     keras.utils.set_random_seed(seed)
-    make_norm = norm_layer_factory(config, bn_kernel)
+    make_norm = norm_layer_factory(config, bn_kernel, seed)
     first = input_layer(config, input_statistics, make_norm)
     return models.build_cnn(
         config.norm_conv, config.norm_dense, config.dropout,
@@ -520,6 +525,7 @@ def prepare(config: RunConfig, seed: int, protocol: Protocol, data,
     """The protocol's data slice, the run's model and its trainer, and the
     input statistics (None unless the inputs are standardized)."""
     validate_config(config, protocol)
+    check_data(protocol, data)  # sizes within what this data holds
     x_train, y_train, x_test, y_test = subset(data, protocol)
     statistics = (channel_statistics(x_train)
                   if config.input_scaling == "standardize" else None)

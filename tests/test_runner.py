@@ -14,6 +14,7 @@ from bnlib import config as C
 from bnlib import runner as R
 from bnlib import training as T
 from bnlib.config import ARTICLE, RunConfig
+from bnlib.layers import ManualBatchNorm
 from bnlib.data import load_cifar10, synthetic_cifar10
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -486,10 +487,57 @@ def test_standardized_inputs_use_and_record_the_training_statistics(synthetic):
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_noisy_bn_is_carried_but_its_layer_arrives_with_chapter_07(synthetic):
+def test_noisy_bn_draws_the_papers_noise_in_training_only():
+    """Santurkar et al.'s noise: per step and channel mu ~ U(-0.5, 0.5), sigma ~
+    U(1, 1.25); per example and position m ~ U(mu -+ 0.1), s ~ N(sigma, 0.1)."""
+    import tensorflow as tf
+
+    from bnlib.layers import NoisyBatchNorm
+
+    layer = NoisyBatchNorm(seed=3)
+    x = np.concatenate([np.zeros((2000, 4, 4, 16)), np.ones((2000, 4, 4, 16))])
+    out = layer.add_noise(tf.constant(x, tf.float32)).numpy()
+    m = out[:2000].reshape(-1, 16)              # zeros in: s * 0 + m
+    shifted = out[2000:].reshape(-1, 16)        # ones in: s + m
+    mu = m.mean(axis=0)
+    assert np.all(np.abs(mu) <= 0.5 + 0.01)
+    assert mu.std() > 0.1                        # channels drew different means
+    assert np.all(m.max(axis=0) - m.min(axis=0) <= 0.2 + 1e-6)
+    assert np.all(np.abs(m - mu).max(axis=0) <= 0.1 + 0.01)
+    sigma = shifted.mean(axis=0) - mu
+    assert np.all((sigma > 1 - 0.02) & (sigma < 1.25 + 0.02))
+    np.testing.assert_allclose((shifted - m.mean(axis=0)).std(axis=0),
+                               np.sqrt(0.1 ** 2 + 0.2 ** 2 / 12), rtol=0.1)
+    # positions count as batch dimensions: the noise varies inside one image
+    assert out[0, :, :, 0].std() > 0
+    # a new step draws new means
+    again = layer.add_noise(tf.constant(x[:2000], tf.float32)).numpy()
+    assert not np.allclose(again.reshape(-1, 16).mean(axis=0), mu, atol=0.02)
+    # inference: the plain BN layer, no noise
+    data = tf.constant(np.random.default_rng(0).normal(3, 2, (64, 8)), tf.float32)
+    plain = ManualBatchNorm()
+    plain.build(data.shape)
+    noisy = NoisyBatchNorm(seed=3)
+    noisy.build(data.shape)
+    np.testing.assert_array_equal(noisy(data, training=False).numpy(),
+                                  plain(data, training=False).numpy())
+
+
+def test_noisy_runs_train_and_resume_exactly(tmp_path, synthetic):
     config = RunConfig("noisy", norm_conv="noisy", norm_dense="noisy")
-    with pytest.raises(NotImplementedError, match="chapter 07"):
-        T.prepare(config, 0, TINY, synthetic)
+    protocol = C.get_profile("smoke", epochs=2, steps_per_epoch=3, eval_every=2,
+                             train_size=640, test_size=200)
+    reference = run_one(config, 1, protocol, synthetic, results_dir=tmp_path / "a")
+
+    def stop(step, total, acc):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_one(config, 1, protocol, synthetic, results_dir=tmp_path / "b",
+                progress=stop)
+    resumed = run_one(config, 1, protocol, synthetic, results_dir=tmp_path / "b")
+    assert resumed["curve"] == reference["curve"]
 
 
 def test_bfloat16_is_refused_without_native_support(monkeypatch, synthetic):
