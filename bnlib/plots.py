@@ -69,7 +69,7 @@ def seed_band(runs: list[dict]):
     return steps, curves.mean(axis=0), curves.min(axis=0), curves.max(axis=0)
 
 
-def _data_tag(results) -> str:
+def data_tag(results) -> str:
     kinds = {r["data"]["kind"] for r in results}
     return " [SYNTHETIC DATA]" if "synthetic" in kinds else ""
 
@@ -166,7 +166,7 @@ def article_figures(results: list[dict], y_limits=Y_LIMITS,
     import matplotlib.pyplot as plt
 
     grouped = group_by_run(results)
-    tag = _data_tag(results)
+    tag = data_tag(results)
     figures = {}
     for name, (title, run_ids) in figure_specs(results).items():
         fig, ax = plt.subplots(figsize=FIGURE_SIZE, dpi=FIGURE_DPI,
@@ -301,16 +301,23 @@ MISSING = "missing"
 
 def compare(results: list[dict], better: int, worse: int) -> dict:
     """Is run ``better`` ahead of run ``worse`` by more than the seed spread?
-
-    Uses each seed's last-N mean. ``clear`` when every seed of one run beats
-    every seed of the other (the seed ranges do not overlap) and there are at
-    least two seeds on each side; ``within spread`` when the ranges overlap.
-    """
+    (:func:`compare_runs` on the seeds of the two run ids.)"""
     grouped = group_by_run(results)
-    a = last_n_means(grouped.get(better, []))
-    b = last_n_means(grouped.get(worse, []))
+    return {"better": better, "worse": worse,
+            **compare_runs(grouped.get(better, []), grouped.get(worse, []))}
+
+
+def compare_runs(better_runs: list[dict], worse_runs: list[dict]) -> dict:
+    """The book's rule on two sets of seeds, each judged by its last-N mean.
+
+    ``clear`` when every seed of one side beats every seed of the other (the
+    seed ranges do not overlap) and there are at least two seeds on each side;
+    ``within spread`` when the ranges overlap; ``one seed`` when a side has a
+    single seed (no spread to judge); ``missing`` when a side has none.
+    """
+    a, b = last_n_means(better_runs), last_n_means(worse_runs)
     if not a or not b:
-        return {"better": better, "worse": worse, "verdict": MISSING}
+        return {"verdict": MISSING, "seeds": (len(a), len(b))}
     diff = statistics.fmean(a) - statistics.fmean(b)
     spread = (statistics.variance(a) / len(a) if len(a) > 1 else 0.0) + \
         (statistics.variance(b) / len(b) if len(b) > 1 else 0.0)
@@ -322,8 +329,7 @@ def compare(results: list[dict], better: int, worse: int) -> dict:
         verdict = CLEAR_OTHER_WAY
     else:
         verdict = WITHIN_SPREAD
-    return {"better": better, "worse": worse, "diff": diff,
-            "standard_error": spread ** 0.5, "seeds": (len(a), len(b)),
+    return {"diff": diff, "standard_error": spread ** 0.5, "seeds": (len(a), len(b)),
             "verdict": verdict}
 
 

@@ -1,0 +1,331 @@
+"""Chapter 05, "is it just the inputs?": which runs answer which question.
+
+The article feeds raw 0-255 pixels to a network without input normalization,
+so a BN layer after the first convolution also fixes the input scale. The
+controls are four grids (see :mod:`bnlib.config`): ``article`` (chapter 04's
+raw runs, ``results/book``), ``standardized`` (the same 12 with per-channel
+standardized inputs), ``inputs`` (x/255 without BN, one BN layer on the raw
+image, and the paper's BN-before-ReLU placement) and ``budget`` (runs 0, 2, 9
+and 11 for 40 epochs). A run is named ``(grid, run name)``; each question
+compares two of them with the book's rule (:func:`bnlib.plots.compare_runs`).
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import NamedTuple
+
+from . import plots
+from .config import Protocol, get_grid
+
+GRIDS = ("article", "standardized", "inputs", "budget")
+
+
+class Question(NamedTuple):
+    key: str
+    text: str
+    better: tuple[str, str]   # (grid, run name) expected ahead
+    worse: tuple[str, str]
+
+
+QUESTIONS = (
+    Question("std-helps-no-bn", "standardized vs raw inputs, no BN",
+             ("standardized", "std-none-d0"), ("article", "none-d0")),
+    Question("unit-helps-no-bn", "inputs /255 vs raw inputs, no BN",
+             ("inputs", "unit-none-d0"), ("article", "none-d0")),
+    Question("bn-beats-std", "BN conv+dense on raw inputs vs standardized inputs "
+             "without BN", ("article", "bn-both-d0"), ("standardized", "std-none-d0")),
+    Question("std-bn-conv", "with standardized inputs: BN conv vs no BN",
+             ("standardized", "std-bn-conv-d0"), ("standardized", "std-none-d0")),
+    Question("std-bn-dense", "with standardized inputs: BN dense vs no BN",
+             ("standardized", "std-bn-dense-d0"), ("standardized", "std-none-d0")),
+    Question("std-bn-both", "with standardized inputs: BN conv+dense vs no BN",
+             ("standardized", "std-bn-both-d0"), ("standardized", "std-none-d0")),
+    Question("std-bn-vs-raw-bn", "BN conv+dense: standardized vs raw inputs",
+             ("standardized", "std-bn-both-d0"), ("article", "bn-both-d0")),
+    Question("bn-input-vs-none", "one BN layer on the raw image vs nothing",
+             ("inputs", "bninput-none-d0"), ("article", "none-d0")),
+    Question("bn-inside-vs-input", "BN conv+dense vs one BN layer on the image",
+             ("article", "bn-both-d0"), ("inputs", "bninput-none-d0")),
+    Question("before-relu-d0", "BN before vs after the ReLU, dropout 0",
+             ("inputs", "bn-both-d0-before"), ("article", "bn-both-d0")),
+    Question("before-relu-d4", "BN before vs after the ReLU, dropout 0.4",
+             ("inputs", "bn-both-d4-before"), ("article", "bn-both-d4")),
+)
+
+
+def results_folders(protocol: Protocol, root) -> dict[str, Path]:
+    """Where each grid's results are under ``protocol`` (the budget grid keeps
+    its own 40-epoch profile under the book profile)."""
+    from .config import get_profile
+
+    folders = {}
+    for name in GRIDS:
+        grid = get_grid(name)
+        own = (get_profile(grid.profile) if protocol.profile == "book"
+               else protocol)
+        folders[name] = grid.results_dir(own, root)
+    return folders
+
+
+def load_control_results(folders: dict[str, Path]) -> dict[str, list[dict]]:
+    """Finished results of each grid (an empty list where none exist yet)."""
+    from .runner import load_results
+
+    return {name: (load_results(folder) if Path(folder).is_dir() else [])
+            for name, folder in folders.items()}
+
+
+def runs_of(results: dict[str, list[dict]], grid: str, name: str) -> list[dict]:
+    """The finished seeds of one run, named by its grid and run name."""
+    return [r for r in results.get(grid, []) if r["name"] == name
+            and r["status"] == "complete"]
+
+
+def answer(results: dict[str, list[dict]], question: Question) -> dict:
+    """The book's verdict on one question, with the two last-N means."""
+    better, worse = (runs_of(results, *side) for side in (question.better,
+                                                           question.worse))
+    row = {"key": question.key, "question": question.text,
+           **plots.compare_runs(better, worse)}
+    for side, runs in (("better", better), ("worse", worse)):
+        values = plots.last_n_means(runs)
+        row[f"{side}_mean"] = statistics.fmean(values) if values else None
+    return row
+
+
+def answers(results: dict[str, list[dict]]) -> list[dict]:
+    return [answer(results, question) for question in QUESTIONS]
+
+
+def mean_accuracy(results, grid: str, name: str) -> float | None:
+    values = plots.last_n_means(runs_of(results, grid, name))
+    return statistics.fmean(values) if values else None
+
+
+def gap_closed(results: dict[str, list[dict]]) -> dict | None:
+    """How much of chapter 04's no-BN gap input standardization alone closes:
+    (standardized no BN - raw no BN) / (raw BN conv+dense - raw no BN), on
+    last-N means (dropout 0). None until the three runs exist."""
+    raw_none = mean_accuracy(results, "article", "none-d0")
+    raw_bn = mean_accuracy(results, "article", "bn-both-d0")
+    std_none = mean_accuracy(results, "standardized", "std-none-d0")
+    if None in (raw_none, raw_bn, std_none):
+        return None
+    return {"raw_none": raw_none, "raw_bn": raw_bn, "std_none": std_none,
+            "gap": raw_bn - raw_none, "closed": std_none - raw_none,
+            "share": (std_none - raw_none) / (raw_bn - raw_none)}
+
+
+def answers_table(rows: list[dict]):
+    """The verdicts as a table (HTML on the page, text for nbval)."""
+    def number(value, fmt):
+        return "–" if value is None else format(value, fmt)
+
+    cells = [[row["question"], number(row.get("better_mean"), ".3f"),
+              number(row.get("worse_mean"), ".3f"),
+              number(row.get("diff"), "+.3f"),
+              "{}/{}".format(*row["seeds"]), row["verdict"]] for row in rows]
+    return plots.result_table(cells, ["question (first vs second)", "first",
+                                      "second", "difference", "seeds",
+                                      "verdict"])
+
+
+# --------------------------------------------------------------------------- figures
+PALETTE = ("#303030", "#08519c", "#a63603", "#006d2c", "#6a51a3", "#b8860b")
+
+FIGURES = {
+    # name: (title, [(label, grid, run name), ...])
+    "no_bn_inputs": ("Without BN: how the input is scaled", [
+        ("raw 0-255 (chapter 04)", "article", "none-d0"),
+        ("x / 255", "inputs", "unit-none-d0"),
+        ("standardized", "standardized", "std-none-d0"),
+        ("one BN layer on the image", "inputs", "bninput-none-d0")]),
+    "bn_with_standardized_inputs": ("BN conv+dense, raw vs standardized inputs", [
+        ("no BN, raw", "article", "none-d0"),
+        ("no BN, standardized", "standardized", "std-none-d0"),
+        ("BN conv+dense, raw", "article", "bn-both-d0"),
+        ("BN conv+dense, standardized", "standardized", "std-bn-both-d0")]),
+    "bn_places_standardized": ("Standardized inputs: where BN goes", [
+        ("no BN", "standardized", "std-none-d0"),
+        ("BN conv", "standardized", "std-bn-conv-d0"),
+        ("BN dense", "standardized", "std-bn-dense-d0"),
+        ("BN conv+dense", "standardized", "std-bn-both-d0")]),
+    "before_after_relu": ("BN after the ReLU (article) or before it (paper)", [
+        ("after, dropout 0", "article", "bn-both-d0"),
+        ("before, dropout 0", "inputs", "bn-both-d0-before"),
+        ("after, dropout 0.4", "article", "bn-both-d4"),
+        ("before, dropout 0.4", "inputs", "bn-both-d4-before")]),
+}
+
+
+def control_figure(results: dict[str, list[dict]], name: str, y_limits=plots.Y_LIMITS):
+    """One of :data:`FIGURES`: mean test accuracy per run over its seeds, the
+    seeds' range shaded, epochs below and training steps on top."""
+    import matplotlib.pyplot as plt
+
+    title, series = FIGURES[name]
+    fig, ax = plt.subplots(figsize=plots.FIGURE_SIZE, dpi=plots.FIGURE_DPI,
+                           layout="constrained")
+    entries = []
+    last_epoch = per_epoch = None
+    for position, (label, grid, run_name) in enumerate(series):
+        runs = runs_of(results, grid, run_name)
+        if not runs:
+            continue
+        steps, mean, low, high = plots.seed_band(runs)
+        per_epoch = plots.steps_per_epoch(runs)
+        color = PALETTE[position % len(PALETTE)]
+        marker = plots.MARKERS[position % len(plots.MARKERS)]
+        (line,) = ax.plot(steps / per_epoch, mean, "-", color=color, lw=2.0,
+                          marker=marker, markersize=4.5, zorder=3)
+        ax.fill_between(steps / per_epoch, low, high, color=color, alpha=0.15, lw=0)
+        entries.append((line, f"{label} (n={len(runs)})"))
+        last_epoch = max(last_epoch or 0, steps[-1] / per_epoch)
+    if y_limits:
+        ax.set_ylim(*y_limits)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    if per_epoch:
+        ax.set_xlim(0, last_epoch)
+        top = ax.secondary_xaxis("top", functions=(lambda e: e * per_epoch,
+                                                   lambda s: s / per_epoch))
+        top.set_xlabel("training step", fontsize=9)
+        top.tick_params(labelsize=8)
+    tag = plots.data_tag([r for runs in results.values() for r in runs])
+    ax.set_title(title + tag, fontsize=11)
+    if entries:
+        fig.legend(*zip(*entries), loc="outside lower center", ncol=2,
+                   fontsize=plots.LEGEND_FONTSIZE, frameon=False)
+    else:
+        ax.text(0.5, 0.5, "no finished runs yet", ha="center", transform=ax.transAxes)
+    return fig
+
+
+# --------------------------------------------------------------------------- budget
+BUDGET_RUNS = ("none-d0", "none-d4", "bn-both-d0", "bn-both-d4")
+BUDGET_WINDOWS = ((13, 15), (38, 40))  # the two epochs ending at 15 and at 40
+
+
+def budget_rows(results: dict[str, list[dict]], windows=BUDGET_WINDOWS) -> list[dict]:
+    """For each budget run: our test accuracy (one seed) and the article's,
+    mean over the evaluations in each window of epochs (first, last]."""
+    from . import article
+
+    rows = []
+    for name in BUDGET_RUNS:
+        runs = runs_of(results, "budget", name)
+        run_id = get_grid("article").run_id(get_grid("article").run(name))
+        row = {"name": name, "run_id": run_id,
+               "label": get_grid("article").run(name).label}
+        for first, last in windows:
+            ours = [p[4] for p in runs[0]["curve"]
+                    if first < p[1] <= last] if runs else []
+            row[f"ours_{last}"] = statistics.fmean(ours) if ours else None
+            row[f"article_{last}"] = article.mean_accuracy_between(run_id, first,
+                                                                   last)[0]
+        rows.append(row)
+    return rows
+
+
+def bn_gap_over_budget(rows: list[dict], windows=BUDGET_WINDOWS) -> dict:
+    """BN conv+dense minus no BN (dropout 0), ours and the article's, at the
+    end of each window: does the gap hold, shrink or grow with more epochs?"""
+    by_name = {row["name"]: row for row in rows}
+    gaps = {}
+    for _, last in windows:
+        for who in ("ours", "article"):
+            bn, none = (by_name[n][f"{who}_{last}"] for n in ("bn-both-d0", "none-d0"))
+            gaps[f"{who}_{last}"] = None if None in (bn, none) else bn - none
+    return gaps
+
+
+def budget_table(rows: list[dict], windows=BUDGET_WINDOWS):
+    def number(value):
+        return "–" if value is None else f"{value:.3f}"
+
+    columns = ["run"]
+    for first, last in windows:
+        columns += [f"ours, epochs {first}–{last}", f"article, epochs {first}–{last}"]
+    cells = [[f"{row['run_id']}: {row['label']}"]
+             + [number(row[f"{who}_{last}"]) for _, last in windows
+                for who in ("ours", "article")] for row in rows]
+    return plots.result_table(cells, columns)
+
+
+def budget_figure(results: dict[str, list[dict]], y_limits=plots.Y_LIMITS):
+    """Our 40-epoch runs (one seed) with the article's curves on the same steps."""
+    import matplotlib.pyplot as plt
+
+    from . import article
+
+    fig, ax = plt.subplots(figsize=plots.FIGURE_SIZE, dpi=plots.FIGURE_DPI,
+                           layout="constrained")
+    entries, per_epoch, last_step = [], None, 0
+    for position, name in enumerate(BUDGET_RUNS):
+        runs = runs_of(results, "budget", name)
+        run_id = get_grid("article").run_id(get_grid("article").run(name))
+        color = PALETTE[position % len(PALETTE)]
+        marker = plots.MARKERS[position % len(plots.MARKERS)]
+        if not runs:
+            continue
+        curve = runs[0]["curve"]
+        per_epoch = plots.steps_per_epoch(runs)
+        steps = [p[0] for p in curve]
+        last_step = max(last_step, steps[-1])
+        (line,) = ax.plot([s / per_epoch for s in steps], [p[4] for p in curve], "-",
+                          color=color, lw=2.0, marker=marker, markersize=4, zorder=3)
+        entries.append((line, f"{run_id}: {get_grid('article').run(name).label} "
+                              f"(ours, 1 seed)"))
+        a_steps, a_acc = article.curve(run_id, last_step=steps[-1])
+        if len(a_steps):
+            (line,) = ax.plot(a_steps / per_epoch, a_acc, "-", color=color, lw=1.0,
+                              marker=marker, markersize=3.5, markerfacecolor="white",
+                              alpha=0.9, zorder=2)
+            entries.append((line, f"{run_id}: {plots.ARTICLE_LABEL}"))
+    if y_limits:
+        ax.set_ylim(*y_limits)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    if per_epoch:
+        ax.set_xlim(0, last_step / per_epoch)
+        top = ax.secondary_xaxis("top", functions=(lambda e: e * per_epoch,
+                                                   lambda s: s / per_epoch))
+        top.set_xlabel("training step", fontsize=9)
+        top.tick_params(labelsize=8)
+    ax.set_title("A longer budget: 40 epochs against the article's curves"
+                 + plots.data_tag([r for runs in results.values() for r in runs]),
+                 fontsize=11)
+    if entries:
+        fig.legend(*zip(*entries), loc="outside lower center", ncol=2,
+                   fontsize=plots.LEGEND_FONTSIZE, frameon=False)
+    else:
+        ax.text(0.5, 0.5, "no finished runs yet", ha="center", transform=ax.transAxes)
+    return fig
+
+
+# --------------------------------------------------------------------------- words
+def findings_markdown(results: dict[str, list[dict]]) -> str:
+    """The chapter's findings in words, generated from the result files: one
+    bullet per question with both means, the difference and the verdict."""
+    lines = []
+    gap = gap_closed(results)
+    if gap is not None:
+        lines.append(
+            f"- Chapter 04's gap between no BN ({gap['raw_none']:.3f}) and BN "
+            f"conv+dense ({gap['raw_bn']:.3f}) on raw inputs is "
+            f"{gap['gap']:+.3f}; standardizing the inputs alone, without BN, "
+            f"reaches {gap['std_none']:.3f}: **{100 * gap['share']:.0f} %** of that "
+            f"gap.")
+    for row in answers(results):
+        if row["verdict"] == plots.MISSING:
+            lines.append(f"- {row['question']}: not trained yet.")
+            continue
+        lines.append(
+            f"- {row['question']}: {row['better_mean']:.3f} vs "
+            f"{row['worse_mean']:.3f} ({row['diff']:+.3f}, seeds "
+            f"{row['seeds'][0]}/{row['seeds'][1]}): *{row['verdict']}*.")
+    return "\n".join(lines)

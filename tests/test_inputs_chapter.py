@@ -1,0 +1,102 @@
+"""Chapter 05 ("is it just the inputs?"): its comparisons, its generated
+findings, and the claims its prose makes about the untrained network."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from bnlib import controls, plots
+from bnlib.config import GRIDS, RunConfig, get_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_ARCHIVE = ROOT / ".." / "shared" / "data" / "cifar10-jpeg.tar.gz"
+
+
+def fake_result(grid, name, seed, accuracy, status="complete"):
+    curve = [[195 * i, i / 2, 1.0, 0.5, accuracy] for i in range(1, 7)]
+    return {"grid": grid, "name": name, "seed": seed, "status": status,
+            "run_id": 0, "curve": curve, "data": {"kind": "folder"}}
+
+
+def test_every_question_names_runs_that_exist():
+    for question in controls.QUESTIONS:
+        for grid, name in (question.better, question.worse):
+            assert GRIDS[grid].run(name).name == name
+    for title, series in controls.FIGURES.values():
+        for _, grid, name in series:
+            assert GRIDS[grid].run(name).name == name
+    for name in controls.BUDGET_RUNS:
+        assert GRIDS["budget"].run(name) == GRIDS["article"].run(name)
+
+
+def test_results_folders_follow_the_grids():
+    folders = controls.results_folders(get_profile("book"), Path("results"))
+    assert folders == {"article": Path("results/book"),
+                       "standardized": Path("results/standardized"),
+                       "inputs": Path("results/inputs"),
+                       "budget": Path("results/budget")}
+
+
+def test_answers_and_findings_from_hand_made_results():
+    results = {
+        "article": [fake_result("article", "none-d0", s, 0.54 + s / 100)
+                    for s in range(3)]
+        + [fake_result("article", "bn-both-d0", s, 0.68 + s / 100) for s in range(3)],
+        "standardized": [fake_result("standardized", "std-none-d0", s, 0.65 + s / 100)
+                         for s in range(3)],
+        "inputs": [], "budget": []}
+    rows = {row["key"]: row for row in controls.answers(results)}
+    assert rows["std-helps-no-bn"]["verdict"] == plots.CLEAR
+    assert rows["std-helps-no-bn"]["diff"] == pytest.approx(0.11)
+    assert rows["bn-beats-std"]["verdict"] == plots.CLEAR
+    assert rows["unit-helps-no-bn"]["verdict"] == plots.MISSING
+    gap = controls.gap_closed(results)
+    assert gap["share"] == pytest.approx(0.11 / 0.14)
+    text = controls.findings_markdown(results)
+    assert "**79 %** of that gap" in text
+    assert "inputs /255 vs raw inputs, no BN: not trained yet." in text
+    assert f"*{plots.CLEAR}*" in text
+
+
+def test_one_seed_is_never_called_clear():
+    results = {"article": [fake_result("article", "none-d0", 0, 0.5)],
+               "standardized": [fake_result("standardized", "std-none-d0", 0, 0.7)]}
+    row = controls.answer(results, controls.QUESTIONS[0])
+    assert row["verdict"] == plots.ONE_SEED
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED_ARCHIVE.exists(), reason="needs the offline CIFAR-10")
+def test_the_prose_about_the_untrained_network():
+    """What 'Before any training' says, measured again (one seed)."""
+    from bnlib.data import load_cifar10
+    from bnlib.diagnostics import at_initialization
+
+    data = load_cifar10(SHARED_ARCHIVE)
+    measured = {}
+    for scaling in ("raw", "unit", "standardize"):
+        for bn in (False, True):
+            config = RunConfig(f"{scaling}-{'bn' if bn else 'none'}", input_scaling=scaling,
+                               norm_conv="batch" if bn else "none",
+                               norm_dense="batch" if bn else "none")
+            measured[scaling, bn] = at_initialization(config, 0, data, 256)
+    ln10 = math.log(10)
+    # "wildly overconfident ... many times ln 10"
+    assert measured["raw", False]["loss"] > 5 * ln10
+    assert measured["raw", False]["logit_std"] > 10
+    # "dividing by 255 or standardizing brings the first loss to ln 10 at once"
+    for scaling in ("unit", "standardize"):
+        assert measured[scaling, False]["loss"] == pytest.approx(ln10, rel=0.05)
+    # "BN brings it within a factor of 1.5 of ln 10 whatever the input scale",
+    # "logits of spread about one"
+    for scaling in ("raw", "unit", "standardize"):
+        assert measured[scaling, True]["loss"] < 1.5 * ln10
+        assert 0.5 < measured[scaling, True]["logit_std"] < 2
+    # "exactly the same units are on and off" with x/255 as with raw pixels
+    for key in ("rarely_active", "mostly_active"):
+        assert measured["unit", False][key] == measured["raw", False][key] > 0.1
+        # "centring the inputs removes that"
+        assert measured["standardize", False][key] < 0.01
