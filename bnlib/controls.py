@@ -162,10 +162,13 @@ FIGURES = {
 
 def control_figure(results: dict[str, list[dict]], name: str, y_limits=plots.Y_LIMITS):
     """One of :data:`FIGURES`: mean test accuracy per run over its seeds, the
-    seeds' range shaded, epochs below and training steps on top."""
+    seeds' range shaded, epochs below and training steps on top. None while
+    none of its runs has a finished result."""
     import matplotlib.pyplot as plt
 
     title, series = FIGURES[name]
+    if not any(runs_of(results, grid, run_name) for _, grid, run_name in series):
+        return None
     fig, ax = plt.subplots(figsize=plots.FIGURE_SIZE, dpi=plots.FIGURE_DPI,
                            layout="constrained")
     entries = []
@@ -196,11 +199,8 @@ def control_figure(results: dict[str, list[dict]], name: str, y_limits=plots.Y_L
         top.tick_params(labelsize=8)
     tag = plots.data_tag([r for runs in results.values() for r in runs])
     ax.set_title(title + tag, fontsize=11)
-    if entries:
-        fig.legend(*zip(*entries), loc="outside lower center", ncol=2,
-                   fontsize=plots.LEGEND_FONTSIZE, frameon=False)
-    else:
-        ax.text(0.5, 0.5, "no finished runs yet", ha="center", transform=ax.transAxes)
+    fig.legend(*zip(*entries), loc="outside lower center", ncol=2,
+               fontsize=plots.LEGEND_FONTSIZE, frameon=False)
     return fig
 
 
@@ -242,6 +242,17 @@ def bn_gap_over_budget(rows: list[dict], windows=BUDGET_WINDOWS) -> dict:
     return gaps
 
 
+def show_figure(fig, what: str) -> None:
+    """Show a figure, or say that its runs are still to be trained."""
+    import matplotlib.pyplot as plt
+
+    if fig is None:
+        print(f"PRELIMINARY: no finished run of {what} yet; the figure is drawn "
+              f"from the result files once they exist.")
+    else:
+        plt.show()
+
+
 def budget_table(rows: list[dict], windows=BUDGET_WINDOWS):
     def number(value):
         return "–" if value is None else f"{value:.3f}"
@@ -256,10 +267,14 @@ def budget_table(rows: list[dict], windows=BUDGET_WINDOWS):
 
 
 def budget_figure(results: dict[str, list[dict]], y_limits=plots.Y_LIMITS):
-    """Our 40-epoch runs (one seed) with the article's curves on the same steps."""
+    """Our 40-epoch runs (one seed) with the article's curves on the same steps;
+    None while none of them has finished."""
     import matplotlib.pyplot as plt
 
     from . import article
+
+    if not any(runs_of(results, "budget", name) for name in BUDGET_RUNS):
+        return None
 
     fig, ax = plt.subplots(figsize=plots.FIGURE_SIZE, dpi=plots.FIGURE_DPI,
                            layout="constrained")
@@ -299,11 +314,8 @@ def budget_figure(results: dict[str, list[dict]], y_limits=plots.Y_LIMITS):
     ax.set_title("A longer budget: 40 epochs against the article's curves"
                  + plots.data_tag([r for runs in results.values() for r in runs]),
                  fontsize=11)
-    if entries:
-        fig.legend(*zip(*entries), loc="outside lower center", ncol=2,
-                   fontsize=plots.LEGEND_FONTSIZE, frameon=False)
-    else:
-        ax.text(0.5, 0.5, "no finished runs yet", ha="center", transform=ax.transAxes)
+    fig.legend(*zip(*entries), loc="outside lower center", ncol=2,
+               fontsize=plots.LEGEND_FONTSIZE, frameon=False)
     return fig
 
 

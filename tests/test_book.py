@@ -9,10 +9,15 @@ committed notebook outputs), then opens every page of ``book/_toc.yml`` from dis
 * its equations are typeset by MathJax (``mjx-container``, no raw ``$$``);
 * its figures load (``naturalWidth > 0``);
 * the navigation (sidebar and "next" links) reaches every chapter in order;
-* no request leaves the machine (only ``file:``/``data:``/``blob:``/localhost).
+* no request leaves the machine (only ``file:``/``data:``/``blob:``/localhost);
+* nothing is clipped: with every folded cell unfolded, no code block, output or
+  table is wider than the box it sits in (``scrollWidth > clientWidth``);
+* no test machinery shows: no ``NBVAL_*`` marker, no absolute path of the
+  machine that built it (``/work/``, ``/tmp/``, ``/root/``, ``/home/``);
+* the article's Japanese title is drawn with a CJK font (``fonts-noto-cjk``,
+  installed by ``tests/install_browser.sh``), not as empty boxes.
 
-Screenshots of the introduction and of the experiment chapter are written to
-``book/_build/screenshots/``. A second test injects broken references into a
+A screenshot of every page is written to ``book/_build/screenshots/``. A second test injects broken references into a
 copy of the sources and checks that the strict build fails.
 
 Chromium: Debian's ``chromium`` (``bash tests/install_browser.sh`` installs it
@@ -46,9 +51,6 @@ HTML = BUILD / "html"
 SCREENSHOTS = BUILD / "screenshots"
 BUILD_SCRIPT = ROOT / "book" / "build.sh"
 JUPYTER_BOOK = Path(sys.executable).with_name("jupyter-book")
-
-# Pages whose screenshot is written to book/_build/screenshots/<stem>.png.
-SCREENSHOT_PAGES = {"book/intro": "intro", "notebooks/04_experiment": "04_experiment"}
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -96,6 +98,14 @@ def toc_docnames(toc_path: Path = ROOT / "book" / "_toc.yml") -> list[str]:
 
 
 DOCNAMES = toc_docnames()
+# Every page's screenshot is written to book/_build/screenshots/<stem>.png.
+SCREENSHOT_PAGES = {d: d.rsplit("/", 1)[-1] for d in DOCNAMES}
+# What no page may show: nbval's markers, and absolute paths of the machine.
+NBVAL_MARKER = re.compile(r"NBVAL_[A-Z_]+")
+MACHINE_PATH = re.compile(r"(?<![\w.~-])/(work|tmp|root|home)/")
+# The article's title, drawn with a CJK font on the references page.
+JAPANESE_PROBE = ("book/references", "理解メモ")
+CJK_FONT = re.compile(r"CJK|\bJP\b|Japanese|Gothic|Mincho|IPA|Takao|WenQuanYi", re.I)
 
 
 def page_url(docname: str) -> str:
@@ -259,6 +269,68 @@ class Browser:
             };
         })()""")
 
+    def layout(self) -> dict:
+        """Unfold every folded cell, then measure what a reader could find
+        clipped, and collect the page's full text (code and outputs included).
+        Folds are closed again afterwards (the screenshot shows the page as a
+        reader first sees it)."""
+        return self.evaluate(r"""(async () => {
+            const article = document.querySelector('main article')
+                            || document.querySelector('main') || document.body;
+            const closed = Array.from(article.querySelectorAll('details:not([open])'));
+            closed.forEach(d => { d.open = true; });
+            // sphinx-togglebutton hides some blocks with a class instead
+            const toggled = Array.from(article.querySelectorAll('.toggle-hidden'));
+            toggled.forEach(e => e.classList.remove('toggle-hidden'));
+            await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+            const boxes = article.querySelectorAll(
+                'pre, table, .highlight, .output, .cell_output, .output_html, '
+                + '.pst-scrollable-table-container, .table-wrapper');
+            const clipped = [];
+            for (const e of boxes) {
+                const style = getComputedStyle(e);
+                if (style.display === 'none' || e.clientWidth === 0) continue;
+                if (e.scrollWidth > e.clientWidth + 1) {
+                    clipped.push({tag: e.tagName.toLowerCase(), cls: e.className.toString(),
+                                  scroll: e.scrollWidth, client: e.clientWidth,
+                                  text: e.textContent.trim().slice(0, 120)});
+                }
+            }
+            const right = article.getBoundingClientRect().right;
+            for (const e of article.querySelectorAll('img, table, pre')) {
+                const box = e.getBoundingClientRect();
+                if (box.width > 0 && box.right > right + 1) {
+                    clipped.push({tag: e.tagName.toLowerCase(), cls: e.className.toString(),
+                                  scroll: Math.round(box.right), client: Math.round(right),
+                                  text: (e.textContent || e.src || '').trim().slice(0, 120)});
+                }
+            }
+            const text = article.innerText;
+            closed.forEach(d => { d.open = false; });
+            toggled.forEach(e => e.classList.add('toggle-hidden'));
+            return {clipped: clipped, text: text};
+        })()""")
+
+    def fonts_for_text(self, needle: str) -> list[dict]:
+        """The platform fonts Chromium used to draw the innermost element
+        whose text contains ``needle`` (CSS.getPlatformFontsForNode)."""
+        found = self.evaluate(f"""(() => {{
+            let best = null;
+            for (const e of document.querySelectorAll('body *')) {{
+                if (e.textContent.includes({json.dumps(needle)})) best = e;
+            }}
+            if (best) best.setAttribute('data-font-probe', '1');
+            return best !== null;
+        }})()""")
+        if not found:
+            return []
+        self.call("DOM.enable")
+        self.call("CSS.enable")
+        root = self.call("DOM.getDocument", depth=0)["root"]["nodeId"]
+        node = self.call("DOM.querySelector", nodeId=root,
+                         selector="[data-font-probe]")["nodeId"]
+        return self.call("CSS.getPlatformFontsForNode", nodeId=node)["fonts"]
+
     def requests(self) -> list[str]:
         return [e["params"]["request"]["url"] for e in self.events
                 if e["method"] == "Network.requestWillBeSent"]
@@ -351,7 +423,10 @@ def visited(browser) -> dict:
         assert (HTML / f"{docname}.html").is_file(), f"page {docname}.html was not built"
         browser.load(page_url(docname))
         pages[docname] = {"report": browser.report(), "requests": browser.requests(),
-                          "failed": browser.failed_requests(), "js_errors": browser.js_errors()}
+                          "failed": browser.failed_requests(), "js_errors": browser.js_errors(),
+                          "layout": browser.layout()}
+        if docname == JAPANESE_PROBE[0]:
+            pages[docname]["fonts"] = browser.fonts_for_text(JAPANESE_PROBE[1])
         if docname in SCREENSHOT_PAGES:
             browser.screenshot(SCREENSHOTS / f"{SCREENSHOT_PAGES[docname]}.png")
     return pages
@@ -447,6 +522,45 @@ def test_navigation_reaches_every_chapter(browser):
         next_url = report["next"]
     assert seen == [page_url(d) for d in DOCNAMES], f"reading order: {seen}"
     assert not [u for u in browser.requests() if not is_local(u)]
+
+
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_nothing_is_clipped(visited, docname):
+    """No code block, output or table is wider than its box, folded cells
+    included: long lines wrap, result tables fit the text column."""
+    clipped = visited[docname]["layout"]["clipped"]
+    assert not clipped, f"{docname}: clipped (scrollWidth > clientWidth): " + "\n".join(
+        f"<{c['tag']} class='{c['cls']}'> {c['scroll']} > {c['client']} px: {c['text']!r}"
+        for c in clipped[:10])
+
+
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_no_test_markers_on_the_page(visited, docname):
+    """nbval's markers are cell tags (metadata), never text on the page."""
+    markers = sorted(set(NBVAL_MARKER.findall(visited[docname]["layout"]["text"])))
+    assert not markers, f"{docname} shows test markers: {markers}"
+
+
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_no_machine_paths_on_the_page(visited, docname):
+    """Outputs name data by file name and sha256, never by where it sat."""
+    text = visited[docname]["layout"]["text"]
+    hits = [text[max(0, m.start() - 60):m.end() + 60].replace("\n", " ")
+            for m in MACHINE_PATH.finditer(text)]
+    assert not hits, f"{docname} shows absolute paths of the machine: {hits[:5]}"
+
+
+def test_japanese_title_is_drawn_with_a_cjk_font(visited):
+    docname, needle = JAPANESE_PROBE
+    assert docname in visited, f"{docname} is no longer in book/_toc.yml"
+    assert needle in visited[docname]["layout"]["text"], \
+        f"{docname}: the article's Japanese title ({needle}...) is not on the page"
+    fonts = visited[docname].get("fonts") or []
+    assert any(CJK_FONT.search(f.get("familyName", "") + " " + f.get("postScriptName", ""))
+               and f.get("glyphCount", 0) > 0 for f in fonts), (
+        f"{docname}: the Japanese title is not drawn with a CJK font (fonts used: "
+        f"{[(f.get('familyName'), f.get('glyphCount')) for f in fonts]}); "
+        "install one: sudo bash tests/install_browser.sh (fonts-noto-cjk)")
 
 
 def test_screenshots_written(visited):

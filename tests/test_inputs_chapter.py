@@ -100,3 +100,16 @@ def test_the_prose_about_the_untrained_network():
         assert measured["unit", False][key] == measured["raw", False][key] > 0.1
         # "centring the inputs removes that"
         assert measured["standardize", False][key] < 0.01
+
+
+def test_the_opening_claim_about_chapter_04():
+    """'every BN network beat every network without BN' (last-N means, any seed)."""
+    from bnlib.config import ARTICLE
+    from bnlib.runner import load_results
+
+    results = load_results(ROOT / "results" / "book")
+    with_bn = [r for r in results if ARTICLE.runs[r["run_id"]].bn_conv
+               or ARTICLE.runs[r["run_id"]].bn_dense]
+    without = [r for r in results if r not in with_bn]
+    assert len(with_bn) == 27 and len(without) == 9
+    assert min(plots.last_n_means(with_bn)) > max(plots.last_n_means(without))
