@@ -172,7 +172,7 @@ def control_figure(results: dict[str, list[dict]], name: str, y_limits=plots.Y_L
     fig, ax = plt.subplots(figsize=plots.FIGURE_SIZE, dpi=plots.FIGURE_DPI,
                            layout="constrained")
     entries = []
-    last_epoch = per_epoch = None
+    last_step = per_epoch = None
     for position, (label, grid, run_name) in enumerate(series):
         runs = runs_of(results, grid, run_name)
         if not runs:
@@ -185,18 +185,8 @@ def control_figure(results: dict[str, list[dict]], name: str, y_limits=plots.Y_L
                           marker=marker, markersize=4.5, zorder=3)
         ax.fill_between(steps / per_epoch, low, high, color=color, alpha=0.15, lw=0)
         entries.append((line, f"{label} (n={len(runs)})"))
-        last_epoch = max(last_epoch or 0, steps[-1] / per_epoch)
-    if y_limits:
-        ax.set_ylim(*y_limits)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy")
-    ax.grid(alpha=0.3)
-    if per_epoch:
-        ax.set_xlim(0, last_epoch)
-        top = ax.secondary_xaxis("top", functions=(lambda e: e * per_epoch,
-                                                   lambda s: s / per_epoch))
-        top.set_xlabel("training step", fontsize=9)
-        top.tick_params(labelsize=8)
+        last_step = max(last_step or 0, steps[-1])
+    plots.finish_accuracy_axes(ax, per_epoch, last_step, y_limits)
     tag = plots.data_tag([r for runs in results.values() for r in runs])
     ax.set_title(title + tag, fontsize=11)
     fig.legend(*zip(*entries), loc="outside lower center", ncol=2,
@@ -300,17 +290,7 @@ def budget_figure(results: dict[str, list[dict]], y_limits=plots.Y_LIMITS):
                               marker=marker, markersize=3.5, markerfacecolor="white",
                               alpha=0.9, zorder=2)
             entries.append((line, f"{run_id}: {plots.ARTICLE_LABEL}"))
-    if y_limits:
-        ax.set_ylim(*y_limits)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy")
-    ax.grid(alpha=0.3)
-    if per_epoch:
-        ax.set_xlim(0, last_step / per_epoch)
-        top = ax.secondary_xaxis("top", functions=(lambda e: e * per_epoch,
-                                                   lambda s: s / per_epoch))
-        top.set_xlabel("training step", fontsize=9)
-        top.tick_params(labelsize=8)
+    plots.finish_accuracy_axes(ax, per_epoch, last_step, y_limits)
     ax.set_title("A longer budget: 40 epochs against the article's curves"
                  + plots.data_tag([r for runs in results.values() for r in runs]),
                  fontsize=11)

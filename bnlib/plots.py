@@ -120,6 +120,17 @@ def plot_runs(ax, grouped: dict[int, list[dict]], run_ids, title: str = "",
                                   lw=1.0, marker=marker, markersize=4,
                                   markerfacecolor="white", alpha=0.9, zorder=2)
                 theirs.append((line, f"{run_id}: {ARTICLE_LABEL}"))
+    finish_accuracy_axes(ax, per_epoch, last_step, y_limits)
+    if title:
+        ax.set_title(title, fontsize=11)
+    return ours + theirs
+
+
+def finish_accuracy_axes(ax, per_epoch: float | None, last_step: float | None,
+                         y_limits=Y_LIMITS) -> None:
+    """The book's axes for test-accuracy curves plotted against epochs: the
+    y-limits, labels and grid, and training steps on a secondary top axis
+    (``per_epoch`` steps per epoch; nothing on top while no curve was drawn)."""
     if y_limits:
         ax.set_ylim(*y_limits)
     ax.set_xlabel("epoch (390 steps of batch 128 each)" if per_epoch == 390
@@ -133,9 +144,6 @@ def plot_runs(ax, grouped: dict[int, list[dict]], run_ids, title: str = "",
                                                    lambda s: s / per_epoch))
         top.set_xlabel("training step", fontsize=9)
         top.tick_params(labelsize=8)
-    if title:
-        ax.set_title(title, fontsize=11)
-    return ours + theirs
 
 
 def best_run_id(results: list[dict]) -> int:

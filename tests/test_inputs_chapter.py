@@ -113,3 +113,18 @@ def test_the_opening_claim_about_chapter_04():
     without = [r for r in results if r not in with_bn]
     assert len(with_bn) == 27 and len(without) == 9
     assert min(plots.last_n_means(with_bn)) > max(plots.last_n_means(without))
+
+
+def test_figures_are_drawn_only_from_finished_runs():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    results = {"article": [fake_result("article", "none-d0", s, 0.5) for s in range(2)],
+               "standardized": [], "inputs": [], "budget": []}
+    fig = controls.control_figure(results, "no_bn_inputs")
+    (ax,) = [a for a in fig.axes if a.get_ylabel() == "test accuracy"]
+    assert len(ax.lines) == 1 and ax.lines[0].get_linestyle() == "-"
+    assert ax.lines[0].get_marker() == "o"
+    assert fig.dpi >= 150
+    assert controls.control_figure(results, "before_after_relu") is None
+    assert controls.budget_figure(results) is None
