@@ -138,3 +138,30 @@ def population_stats(batches):
     mean = batch_means.mean(axis=0)
     variance = unbiased_variance(batch_variances.mean(axis=0), m)
     return mean, variance
+
+
+# ----------------------------------------------------- the normalizations after BN
+def layer_norm(H, gamma=1.0, beta=0.0, delta=DELTA):
+    """Layer Normalization: each ROW of ``H`` (one example) is normalized with
+    its own mean and variance over its units, where BN normalizes each column
+    over the minibatch. No minibatch statistics, so training and inference
+    compute the same function."""
+    mu = H.mean(axis=1, keepdims=True)
+    variance = ((H - mu) ** 2).mean(axis=1, keepdims=True)
+    return gamma * (H - mu) / np.sqrt(delta + variance) + beta
+
+
+def group_norm(X, groups, gamma=1.0, beta=0.0, delta=DELTA):
+    """Group Normalization of a convolutional batch ``X`` (N, H, W, C): the C
+    channels are split into ``groups`` consecutive groups, and each example's
+    group is normalized over its positions and channels. ``groups=1`` is
+    Layer Normalization of the whole feature map; ``groups=C`` normalizes
+    each channel of each example on its own (Instance Normalization)."""
+    n, h, w, c = X.shape
+    if c % groups:
+        raise ValueError(f"groups ({groups}) must divide the channels ({c})")
+    grouped = X.reshape(n, h, w, groups, c // groups)
+    mu = grouped.mean(axis=(1, 2, 4), keepdims=True)
+    variance = ((grouped - mu) ** 2).mean(axis=(1, 2, 4), keepdims=True)
+    normalized = ((grouped - mu) / np.sqrt(delta + variance)).reshape(n, h, w, c)
+    return gamma * normalized + beta

@@ -250,3 +250,41 @@ def test_manual_batch_norm_layer_matches_numpy_in_training_mode(fused):
         batch_norm_inference(H, gamma, beta, update_moving(0.0, cache["mu"]),
                              update_moving(1.0, H.var(axis=0))),
         rtol=0, atol=1e-4)
+
+
+# ----------------------------------------------------- LayerNorm and GroupNorm
+def test_layer_norm_normalizes_rows_where_bn_normalizes_columns():
+    rng = np.random.default_rng(4)
+    H = rng.normal(3.0, 2.0, size=(6, 5))
+    out = bn_math.layer_norm(H, delta=0.0)
+    np.testing.assert_allclose(out.mean(axis=1), 0.0, atol=1e-12)
+    np.testing.assert_allclose(out.std(axis=1), 1.0, atol=1e-12)
+    # the transpose of BN on the transposed matrix
+    np.testing.assert_allclose(out, bn_math.normalize(H.T, delta=0.0).T, atol=1e-12)
+
+
+def test_layer_and_group_norm_equal_keras_layers():
+    import keras
+
+    rng = np.random.default_rng(5)
+    H = rng.normal(1.0, 3.0, size=(4, 12)).astype(np.float32)
+    keras_ln = keras.layers.LayerNormalization(epsilon=bn_math.DELTA)
+    np.testing.assert_allclose(keras_ln(H).numpy(), bn_math.layer_norm(H),
+                               rtol=1e-4, atol=1e-5)
+    X = rng.normal(-2.0, 1.5, size=(3, 4, 4, 8)).astype(np.float32)
+    for groups in (1, 2, 8):
+        keras_gn = keras.layers.GroupNormalization(groups=groups,
+                                                   epsilon=bn_math.DELTA)
+        np.testing.assert_allclose(keras_gn(X).numpy(),
+                                   bn_math.group_norm(X, groups), rtol=1e-4,
+                                   atol=1e-4, err_msg=f"groups={groups}")
+    with pytest.raises(ValueError, match="must divide"):
+        bn_math.group_norm(X, 3)
+
+
+def test_bn_over_two_examples_gives_plus_minus_one():
+    """With a batch of two, a dense layer's BN output is +-1 up to delta."""
+    H = np.array([[0.3, -2.0, 7.0], [1.1, 5.0, 7.5]])
+    out = bn_math.normalize(H, delta=0.0)
+    np.testing.assert_allclose(np.abs(out), 1.0)
+    np.testing.assert_allclose(out[0], -out[1])
