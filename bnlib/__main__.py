@@ -261,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="images/s: TF1 loop vs Keras fit vs bnlib")
     bench.add_argument("--data", help="CIFAR-10 source (default: $BNLIB_DATA)")
-    bench.add_argument("--repeats", type=whole_number, default=5)
+    bench.add_argument("--repeats", type=whole_number, default=7,
+                       help="alternating repeats per contender (at least 7 for the README)")
     bench.add_argument("--steps", type=whole_number, default=20,
                        help="timed steps per repeat")
     bench.add_argument("--out", default="results/bench/bench.json")
