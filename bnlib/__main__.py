@@ -87,7 +87,7 @@ def _grid(args):
     """The named grid, with the run-configuration flags applied to every run."""
     import dataclasses
 
-    from .config import Grid, get_grid
+    from .config import get_grid
 
     grid = get_grid(args.grid)
     changes = {field: getattr(args, field) for field in CONFIG_FLAGS

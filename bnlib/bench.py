@@ -326,14 +326,15 @@ def run_bench(source=None, repeats: int = 5, steps: int = 20, seed: int = 0,
     peak_bf16 = report["matmul_bf16_gflops"]["median"]
     for run_id in BENCH_CONFIGS:
         config = ARTICLE.runs[run_id]
-        contenders, ours, tf1 = _contenders(config, protocol, data, seed, steps)
+        contenders, ours, tf1_trainer = _contenders(config, protocol, data, seed,
+                                                    steps)
         for _ in tqdm(range(repeats), desc=f"bench config {run_id}", unit="repeat"):
             for contender in contenders.values():  # alternate a, b, c (, d)
                 contender.time(steps)
         tic = time.perf_counter()
         ours.evaluate()
         inference = len(ours.x_test) / (time.perf_counter() - tic)
-        tf1.close()
+        tf1_trainer.close()
         entry = {"label": config.label,
                  **{name: c.summary() for name, c in contenders.items()},
                  "c_bnlib_inference": inference}

@@ -399,8 +399,8 @@ def built_book() -> Path:
     return HTML
 
 
-@pytest.fixture(scope="module")
-def browser(built_book, tmp_path_factory):
+def require_chromium() -> str:
+    """The Chromium executable; skip without one, but fail in CI."""
     executable = find_chromium()
     if executable is None:
         reason = ("no chromium on PATH: run `sudo bash tests/install_browser.sh` "
@@ -408,6 +408,12 @@ def browser(built_book, tmp_path_factory):
         if in_ci():
             pytest.fail(reason + " -- CI is set, so this is a failure, not a skip")
         pytest.skip(reason)
+    return executable
+
+
+@pytest.fixture(scope="module")
+def browser(built_book, tmp_path_factory):
+    executable = require_chromium()
     b = Browser(executable, tmp_path_factory.mktemp("chromium") / "profile")
     try:
         yield b

@@ -1,7 +1,5 @@
 """The CIFAR-10 loader: every source format, the cache, and every bad input."""
 
-import io
-import os
 import pickle
 import tarfile
 from pathlib import Path

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from test_book import Browser, CDPError, find_chromium, in_ci
+from test_book import Browser, CDPError, require_chromium
 from test_jupyter_server import STARTUP_NOISE, Server
 
 pytestmark = pytest.mark.slow
@@ -233,13 +233,7 @@ def expect_notebook(lab: Lab, name: str, how: str) -> dict:
 # --------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    executable = find_chromium()
-    if executable is None:
-        reason = ("no chromium on PATH: run `sudo bash tests/install_browser.sh` "
-                  "(apt-get install chromium chromium-driver)")
-        if in_ci():
-            pytest.fail(reason + " -- CI is set, so this is a failure, not a skip")
-        pytest.skip(reason)
+    executable = require_chromium()
     kernelspec = Path(sys.prefix) / "share" / "jupyter" / "kernels" / "python3" / "kernel.json"
     assert "kernel_startup.py" in kernelspec.read_text(), \
         f"{kernelspec} is ipykernel's default: run `make setup` (jupyter/install.py)"
