@@ -115,7 +115,8 @@ def gap_closed(results: dict[str, list[dict]]) -> dict | None:
         return None
     return {"raw_none": raw_none, "raw_bn": raw_bn, "std_none": std_none,
             "gap": raw_bn - raw_none, "closed": std_none - raw_none,
-            "share": (std_none - raw_none) / (raw_bn - raw_none)}
+            "share": (std_none - raw_none) / (raw_bn - raw_none),
+            "std_seeds": len(runs_of(results, "standardized", "std-none-d0"))}
 
 
 def answers_table(rows: list[dict]):
@@ -310,8 +311,9 @@ def findings_markdown(results: dict[str, list[dict]]) -> str:
             f"- Chapter 04's gap between no BN ({gap['raw_none']:.3f}) and BN "
             f"conv+dense ({gap['raw_bn']:.3f}) on raw inputs is "
             f"{gap['gap']:+.3f}; standardizing the inputs alone, without BN, "
-            f"reaches {gap['std_none']:.3f}: **{100 * gap['share']:.0f} %** of that "
-            f"gap.")
+            f"reaches {gap['std_none']:.3f} ({gap['std_seeds']} seed"
+            f"{'s' if gap['std_seeds'] > 1 else ''}): **{100 * gap['share']:.0f} %** "
+            f"of that gap.")
     for row in answers(results):
         if row["verdict"] == plots.MISSING:
             lines.append(f"- {row['question']}: not trained yet.")

@@ -56,7 +56,7 @@ def test_answers_and_findings_from_hand_made_results():
     gap = controls.gap_closed(results)
     assert gap["share"] == pytest.approx(0.11 / 0.14)
     text = controls.findings_markdown(results)
-    assert "**79 %** of that gap" in text
+    assert "reaches 0.660 (3 seeds): **79 %** of that gap" in text
     assert "inputs /255 vs raw inputs, no BN: not trained yet." in text
     assert f"*{plots.CLEAR}*" in text
 
