@@ -14,6 +14,7 @@ exactly; finished runs are skipped; a NaN or exploding loss marks a run
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import queue
@@ -133,8 +134,6 @@ def _same_fields(recorded: dict, wanted: dict, kind) -> bool:
     """``recorded`` (from a file) describes ``wanted``; a field the file lacks
     counts as its default, so adding a field (with a default that keeps the old
     behaviour) does not orphan the results made before it existed."""
-    import dataclasses
-
     defaults = {f.name: f.default for f in dataclasses.fields(kind)
                 if f.default is not dataclasses.MISSING}
     defaults = {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}
@@ -260,8 +259,6 @@ def run_grid(grid: Grid | str, protocol: Protocol, *, source=None, run_ids=None,
     with _exclusive(folder):
         tasks = pending(grid, all_tasks, protocol, folder)
         threads = options.threads or max(1, (os.cpu_count() or 1) // options.workers)
-        import dataclasses
-
         options = dataclasses.replace(options, threads=threads)
         if options.workers <= 1 or len(tasks) <= 1:
             _run_serial(grid, tasks, len(all_tasks) - len(tasks), len(all_tasks),
