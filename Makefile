@@ -14,7 +14,7 @@ export BNLIB_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: setup book test test-unit test-notebooks check-sync lab smoke bench run-book run-controls plot clean
+.PHONY: setup book test test-unit test-notebooks check-sync lab smoke bench run-book run-controls run-optimizer plot clean
 
 setup: $(STAMP) $(JUPYTER_STAMP)
 
@@ -70,10 +70,20 @@ run-book: setup
 # standardized inputs, the other input/placement controls, the rest of the
 # standardized grid, and the 40-epoch budget last. Resumable: rerun to go on.
 run-controls: setup
-	$(BIN)/python -m bnlib run --grid standardized --runs 0,3,6,9 --workers 2
+	# seed 0 of the first four, then the headline pair (none vs conv+dense) to 3 seeds,
+	# then the other controls: every step is resumable and skips finished runs
+	$(BIN)/python -m bnlib run --grid standardized --runs 0,3,6,9 --seeds 1 --workers 2
+	$(BIN)/python -m bnlib run --grid standardized --runs 0,9 --workers 2
+	$(BIN)/python -m bnlib run --grid inputs --seeds 1 --workers 2
+	$(BIN)/python -m bnlib run --grid standardized --runs 3,6 --workers 2
 	$(BIN)/python -m bnlib run --grid inputs --workers 2
-	$(BIN)/python -m bnlib run --grid standardized --workers 2
 	$(BIN)/python -m bnlib run --grid budget --workers 2
+	$(BIN)/python -m bnlib run --grid standardized --workers 2
+
+run-optimizer: setup
+	$(BIN)/python -m bnlib run --grid figure1 --workers 2
+	$(BIN)/python -m bnlib run --grid lrmap --workers 2
+	$(BIN)/python -m bnlib run --grid lradam --workers 2
 
 plot: setup
 	$(BIN)/python -m bnlib plot --results-dir results/book --out book/figures

@@ -33,7 +33,7 @@ INPUT_SCALINGS = ("raw", "unit", "standardize", "bn_input")
 BN_POSITIONS = ("after_relu", "before_relu")
 OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("float32", "mixed_bfloat16")
-MODELS = ("article_cnn",)
+MODELS = ("article_cnn", "sigmoid_mlp")  # bnlib.models.build_cnn / build_sigmoid_mlp
 CONV_CHANNELS = (32, 64)  # the article CNN's two convolutions
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.+-]*$")
 PROFILE_ENV_VAR = "BNLIB_PROFILE"
@@ -124,7 +124,9 @@ class RunConfig:
     def label(self) -> str:
         """Words for legends: e.g. ``BN conv+dense, dropout 0.4``."""
         kinds = {self.norm_conv, self.norm_dense} - {"none"}
-        if not kinds:
+        if self.model == "sigmoid_mlp":
+            text = "sigmoid MLP, " + ("BN" if self.bn_dense else "no BN")
+        elif not kinds:
             text = "no BN"
         else:
             kind = NORM_NAMES[kinds.pop()] if len(kinds) == 1 else (
@@ -136,7 +138,7 @@ class RunConfig:
             text += f" (g={self.ghost_size})"
         if self.groups and "group" in (self.norm_conv, self.norm_dense):
             text += f" ({self.groups} groups)"
-        if self.bn_position == "before_relu":
+        if self.bn_position == "before_relu" and self.model == "article_cnn":
             text += ", before ReLU"
         if self.input_scaling != "raw":
             text += f", {INPUT_NAMES[self.input_scaling]}"
@@ -144,6 +146,8 @@ class RunConfig:
             text += f", dropout {self.dropout:g}"
         if self.optimizer != "adam" or self.learning_rate != 1e-3:
             text += f", {self.optimizer} lr {self.learning_rate:g}"
+            if self.momentum:
+                text += f" (momentum {self.momentum:g})"
         if self.precision != "float32":
             text += ", bf16"
         return text
@@ -218,6 +222,8 @@ def validate_config(config: RunConfig, protocol: "Protocol | None" = None
         raise ConfigError(f"{config.name}: momentum is SGD's; Adam has adam_beta_1 "
                           f"(got optimizer 'adam' with momentum {config.momentum})",
                           "momentum")
+    if config.model == "sigmoid_mlp":
+        _check_mlp(config)
     if config.bn_position == "before_relu" and kinds == ("none", "none"):
         raise ConfigError(f"{config.name}: bn_position 'before_relu' needs a "
                           f"normalization on the conv or dense layer"
@@ -248,6 +254,25 @@ def validate_config(config: RunConfig, protocol: "Protocol | None" = None
                               f"not divide the batch size {protocol.batch_size}"
                               f"{_flag('batch_size')}", "ghost_size")
     return config
+
+
+def _check_mlp(config: RunConfig) -> None:
+    """The Figure 1 network has no convolutions and no dropout, and normalizes
+    with BN before each sigmoid, as the paper."""
+    if config.norm_conv != "none":
+        raise ConfigError(f"{config.name}: model 'sigmoid_mlp' has no convolutions; "
+                          f"norm_conv must be 'none', got {config.norm_conv!r}",
+                          "norm_conv")
+    if config.norm_dense not in ("none", "batch"):
+        raise ConfigError(f"{config.name}: model 'sigmoid_mlp' takes norm_dense "
+                          f"'none' or 'batch', got {config.norm_dense!r}", "norm_dense")
+    if config.dropout:
+        raise ConfigError(f"{config.name}: model 'sigmoid_mlp' has no dropout, got "
+                          f"{config.dropout}", "dropout")
+    if config.bn_dense and config.bn_position != "before_relu":
+        raise ConfigError(f"{config.name}: model 'sigmoid_mlp' puts BN on XW before "
+                          f"the sigmoid, as the paper: set bn_position "
+                          f"'before_relu' (before the nonlinearity)", "bn_position")
 
 
 def _sized(config: RunConfig, field: str, needed: bool, kind: str) -> None:
@@ -331,6 +356,42 @@ def article_runs(input_scaling: str = "raw", prefix: str = "") -> tuple[RunConfi
     return tuple(runs)
 
 
+# chapter 06: the optimizer
+FIGURE1_LEARNING_RATE = 1.0  # plain SGD, chosen for the network without BN
+SGD_MOMENTUM = 0.9
+SGD_LEARNING_RATES = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+ADAM_LEARNING_RATES = (1e-4, 1e-3, 1e-2)
+
+
+def figure1_runs() -> tuple[RunConfig, ...]:
+    """The paper's Figure 1 network without and with BN: standardized inputs,
+    plain SGD (the paper names no optimizer), the input of the last hidden
+    layer's sigmoids probed at every evaluation."""
+    return tuple(
+        RunConfig(f"mlp-{'bn' if normalized else 'none'}", model="sigmoid_mlp",
+                  norm_dense="batch" if normalized else "none",
+                  bn_position="before_relu" if normalized else "after_relu",
+                  input_scaling="standardize", optimizer="sgd",
+                  learning_rate=FIGURE1_LEARNING_RATE,
+                  probes=("activation_input:dense3",))
+        for normalized in (False, True))
+
+
+def learning_rate_runs(optimizer: str, rates) -> tuple[RunConfig, ...]:
+    """No BN and BN conv+dense (dropout 0, standardized inputs) at each rate,
+    with the input of dense1's ReLU probed; SGD with momentum 0.9."""
+    runs = []
+    for rate in rates:
+        for norm in ("none", "batch"):
+            name = f"{optimizer}-{'bn-both' if norm == 'batch' else 'none'}-lr{rate:g}"
+            runs.append(RunConfig(
+                name, norm_conv=norm, norm_dense=norm, input_scaling="standardize",
+                optimizer=optimizer, learning_rate=rate,
+                momentum=SGD_MOMENTUM if optimizer == "sgd" else 0.0,
+                probes=("activation_input:dense1",)))
+    return tuple(runs)
+
+
 def _grids() -> dict[str, Grid]:
     article = article_runs()
     grids = [
@@ -348,6 +409,14 @@ def _grids() -> dict[str, Grid]:
         )),
         Grid("budget", "Configs 0, 2, 9, 11 for 40 epochs, 1 seed", "05",
              tuple(article[i] for i in (0, 2, 9, 11)), profile="long"),
+        Grid("figure1", "Ioffe & Szegedy's Figure 1: a sigmoid MLP with and without "
+             "BN, SGD", "06", figure1_runs(), profile="figure1"),
+        Grid("lrmap", "Learning-rate map: SGD with momentum 0.9, no BN vs BN "
+             "conv+dense, standardized inputs", "06",
+             learning_rate_runs("sgd", SGD_LEARNING_RATES), profile="short"),
+        Grid("lradam", "Adam at three learning rates, no BN vs BN conv+dense, "
+             "standardized inputs", "06",
+             learning_rate_runs("adam", ADAM_LEARNING_RATES), profile="short"),
         Grid("bf16", "Configs 0, 3, 11 in mixed bfloat16", "speed",
              tuple(article[i].replace(name=article[i].name + "-bf16",
                                       precision="mixed_bfloat16")
@@ -398,6 +467,12 @@ PROFILES: dict[str, Protocol] = {
                       train_size=1280, test_size=1000, seeds=1),
     # What the book reports: full data, measured to fit ~4 h for 12 x 3 runs.
     "book": Protocol("book", epochs=15, eval_every=195, seeds=3),
+    # Chapter 06's learning-rate maps: 3 epochs, one seed.
+    "short": Protocol("short", epochs=3, eval_every=195, seeds=1),
+    # Ioffe & Szegedy's Figure 1: 50,000 steps of 60 examples (an "epoch" here
+    # is 1,000 steps, 1.2 passes over the training split), 3 seeds.
+    "figure1": Protocol("figure1", epochs=50, eval_every=500, steps_per_epoch=1000,
+                        batch_size=60, seeds=3),
     # The book's longer budget (chapter 05's control): 40 epochs, one seed.
     "long": Protocol("long", epochs=40, eval_every=195, seeds=1),
     # The article's original protocol (for GPU owners): 400 epochs, eval every 50.

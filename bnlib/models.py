@@ -106,3 +106,49 @@ def expected_param_count(bn_conv: bool, bn_dense: bool,
             if bn_position == "before_relu":
                 count -= units  # the bias BN cancels is not created
     return count
+
+
+# --------------------------------------------------------------------------- Figure 1
+MLP_UNITS = (100, 100, 100)   # Ioffe & Szegedy (2015), section 4.1
+MLP_INIT_STDDEV = 0.01        # "small random Gaussian values" (the paper gives no scale)
+
+
+def build_sigmoid_mlp(normalized: bool = False, *,
+                      norm_layer: Callable[[str, str], keras.layers.Layer] | None = None,
+                      input_layer: keras.layers.Layer | None = None,
+                      dtype: str | None = None,
+                      name: str = "sigmoid_mlp") -> keras.Model:
+    """The network of the BN paper's Figure 1, on CIFAR-10 images.
+
+        flatten (32*32*3 = 3072) -> 3 x [dense 100 -> [BN] -> sigmoid] -> dense 10
+
+    The paper feeds 28x28 MNIST digits; MNIST is not available offline, so the
+    book flattens a CIFAR-10 image instead. With ``normalized``, BN sits where
+    the paper puts it, on ``XW`` before the sigmoid, and the dense layer's bias
+    is dropped (BN's beta replaces it). Weights start from N(0, 0.01^2), the
+    paper's "small random Gaussian values", drawn from Keras' global seed
+    (``keras.utils.set_random_seed``, as every run sets); biases at zero. The hidden layers
+    are ``dense1``-``dense3`` and their nonlinearities ``sigmoid_dense1``-``3``,
+    so :mod:`bnlib.probes` can read the sigmoid's input.
+    """
+    if norm_layer is None:
+        def norm_layer(kind, layer_name):
+            return keras_batch_norm(layer_name)
+
+    def normal_init():
+        return keras.initializers.RandomNormal(stddev=MLP_INIT_STDDEV)
+
+    inputs = keras.Input(shape=(32, 32, 3), dtype="float32", name="image")
+    x = input_layer(inputs) if input_layer is not None else inputs
+    x = keras.layers.Flatten(name="flatten", dtype=dtype)(x)
+    for number, units in enumerate(MLP_UNITS, start=1):
+        tag = f"dense{number}"
+        x = keras.layers.Dense(units, use_bias=not normalized,
+                               kernel_initializer=normal_init(),
+                               name=tag, dtype=dtype)(x)
+        if normalized:
+            x = norm_layer("batch", f"bn_{tag}")(x)
+        x = keras.layers.Activation("sigmoid", name=f"sigmoid_{tag}", dtype=dtype)(x)
+    logits = keras.layers.Dense(10, kernel_initializer=normal_init(), name="logits",
+                                dtype="float32")(x)
+    return keras.Model(inputs, logits, name=name)

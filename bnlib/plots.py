@@ -323,7 +323,12 @@ def compare_runs(better_runs: list[dict], worse_runs: list[dict]) -> dict:
     ``within spread`` when the ranges overlap; ``one seed`` when a side has a
     single seed (no spread to judge); ``missing`` when a side has none.
     """
-    a, b = last_n_means(better_runs), last_n_means(worse_runs)
+    return compare_values(last_n_means(better_runs), last_n_means(worse_runs))
+
+
+def compare_values(a: list[float], b: list[float]) -> dict:
+    """The book's rule on two lists of per-seed numbers, higher being better:
+    ``a`` ahead of ``b`` (see :func:`compare_runs`)."""
     if not a or not b:
         return {"verdict": MISSING, "seeds": (len(a), len(b))}
     diff = statistics.fmean(a) - statistics.fmean(b)

@@ -12,20 +12,26 @@ with and without a probe and compares the curves bit for bit).
 
 Kinds:
 
-``relu_input:<layer>``
-    The tensor fed to the ReLU of ``conv1``, ``conv2`` or ``dense1``: the
-    layer's ``XW + b`` with the article's placement (BN after the ReLU), the
+``activation_input:<layer>``
+    The tensor fed to a layer's nonlinearity: the ReLU of ``conv1``, ``conv2``
+    or ``dense1`` of the article's CNN, or the sigmoid of ``dense1``-``dense3``
+    of the Figure 1 network (``model="sigmoid_mlp"``). That is the layer's
+    ``XW + b`` with the article's placement (BN after the ReLU), the
     normalization's output with the paper's (BN before it). Records the 15th,
     50th and 85th percentiles of one fixed unit (unit 0; for a convolution,
     channel 0 over all positions) and of all units pooled, over the probe batch
-    (Ioffe & Szegedy's Figure 1 b, c).
+    (Ioffe & Szegedy's Figure 1 b, c), and the spread of the per-unit medians
+    over all units (their 15th, 50th and 85th percentiles).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-PROBE_KINDS = {"relu_input": ("conv1", "conv2", "dense1")}
+PROBE_KINDS = {"activation_input": ("conv1", "conv2", "dense1", "dense2", "dense3")}
+# the layers each model has a nonlinearity after
+MODEL_LAYERS = {"article_cnn": ("conv1", "conv2", "dense1"),
+                "sigmoid_mlp": ("dense1", "dense2", "dense3")}
 PERCENTILES = (15, 50, 85)
 PROBE_BATCH = 1000  # the first test images (or all of a smaller test subset)
 
@@ -38,24 +44,27 @@ def check_probe(config, spec: str) -> None:
     if kind not in PROBE_KINDS:
         forms = ", ".join(f"{k}:<{'|'.join(v)}>" for k, v in PROBE_KINDS.items())
         raise ConfigError(f"{config.name}: unknown probe {spec!r}; kinds: {forms}")
-    if argument not in PROBE_KINDS[kind]:
-        raise ConfigError(f"{config.name}: probe {kind} takes one of "
-                          f"{', '.join(PROBE_KINDS[kind])}, got {argument!r}")
+    layers = MODEL_LAYERS.get(config.model, PROBE_KINDS[kind])
+    if argument not in layers:
+        raise ConfigError(f"{config.name}: probe {kind} of model {config.model} "
+                          f"takes one of {', '.join(layers)}, got {argument!r}")
 
 
-class ReluInputProbe:
-    """Percentiles of the input of one layer's ReLU (see the module doc)."""
+class ActivationInputProbe:
+    """Percentiles of the input of one layer's nonlinearity (see the module doc)."""
 
     def __init__(self, model, layer_name: str, images: np.ndarray):
         import keras
         import tensorflow as tf
 
         self.columns = (["step"] + [f"unit_p{p}" for p in PERCENTILES]
-                        + [f"all_p{p}" for p in PERCENTILES])
+                        + [f"all_p{p}" for p in PERCENTILES]
+                        + [f"median_p{p}" for p in PERCENTILES])
         names = {layer.name for layer in model.layers}
-        relu = f"relu_{layer_name}"
-        if relu in names:  # BN before the ReLU: the ReLU layer's input
-            source = keras.Model(model.inputs, model.get_layer(relu).input)
+        separate = [f"{kind}_{layer_name}" for kind in ("relu", "sigmoid")
+                    if f"{kind}_{layer_name}" in names]
+        if separate:  # a layer of its own (BN before it, or the MLP's sigmoid)
+            source = keras.Model(model.inputs, model.get_layer(separate[0]).input)
             finish = tf.identity
         else:  # the layer's own activation: recompute XW + b from its input
             layer = model.get_layer(layer_name)
@@ -82,7 +91,8 @@ class ReluInputProbe:
         values = self._values().numpy()
         unit = np.percentile(values[:, 0], PERCENTILES)
         pooled = np.percentile(values, PERCENTILES)
-        return [float(v) for v in (*unit, *pooled)]
+        medians = np.percentile(np.median(values, axis=0), PERCENTILES)
+        return [float(v) for v in (*unit, *pooled, *medians)]
 
 
 def make_probes(config, model, x_test: np.ndarray) -> dict:
@@ -90,6 +100,6 @@ def make_probes(config, model, x_test: np.ndarray) -> dict:
     probes = {}
     for spec in config.probes:
         kind, _, argument = spec.partition(":")
-        if kind == "relu_input":
-            probes[spec] = ReluInputProbe(model, argument, x_test)
+        if kind == "activation_input":
+            probes[spec] = ActivationInputProbe(model, argument, x_test)
     return probes

@@ -514,6 +514,10 @@ def build_run_model(config: RunConfig, seed: int, *, bn_kernel="fused",
     keras.utils.set_random_seed(seed)
     make_norm = norm_layer_factory(config, bn_kernel, seed)
     first = input_layer(config, input_statistics, make_norm)
+    if config.model == "sigmoid_mlp":
+        return models.build_sigmoid_mlp(
+            config.bn_dense, norm_layer=make_norm, input_layer=first,
+            dtype=None if config.precision == "float32" else config.precision)
     return models.build_cnn(
         config.norm_conv, config.norm_dense, config.dropout,
         bn_position=config.bn_position, norm_layer=make_norm, input_layer=first,

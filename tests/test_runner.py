@@ -89,9 +89,17 @@ def test_results_folders():
     ({"bn_position": "before_relu"}, "needs a normalization"),
     ({"input_scaling": "centre"}, "input_scaling must be one of"),
     ({"dropout": 1.0}, "dropout must be in"),
-    ({"probes": ("relu_input:conv9",)}, "probe relu_input takes"),
+    ({"probes": ("activation_input:conv9",)}, "probe activation_input of model article_cnn takes"),
     ({"probes": ("weights",)}, "unknown probe"),
     ({"name": "Has Space"}, "run name must be"),
+    ({"model": "resnet"}, "model must be one of"),
+    ({"model": "sigmoid_mlp", "norm_conv": "batch"}, "has no convolutions"),
+    ({"model": "sigmoid_mlp", "norm_dense": "layer"}, "takes norm_dense 'none' or"),
+    ({"model": "sigmoid_mlp", "dropout": 0.2}, "has no dropout"),
+    ({"model": "sigmoid_mlp", "norm_dense": "batch"}, "before the sigmoid"),
+    ({"model": "sigmoid_mlp", "probes": ("activation_input:conv1",)},
+     "model sigmoid_mlp takes one of dense1, dense2, dense3"),
+    ({"probes": ("activation_input:dense3",)}, "model article_cnn takes one of"),
 ])
 def test_contradictory_configurations_are_refused_naming_the_field(changes, message):
     with pytest.raises(C.ConfigError, match=message):
@@ -424,17 +432,65 @@ def test_resuming_on_other_data_is_refused(tmp_path, synthetic):
         run_one(0, 0, protocol, other, results_dir=tmp_path)
 
 
+# ----------------------------------------------------------------- chapter 06
+def test_chapter_06_grids():
+    figure1 = C.get_grid("figure1")
+    assert [r.name for r in figure1.runs] == ["mlp-none", "mlp-bn"]
+    assert {r.model for r in figure1.runs} == {"sigmoid_mlp"}
+    assert [r.bn_dense for r in figure1.runs] == [False, True]
+    protocol = C.get_profile(figure1.profile)
+    assert (protocol.total_steps, protocol.batch_size, protocol.seeds) == (50_000, 60, 3)
+    lrmap = C.get_grid("lrmap")
+    assert len(lrmap.runs) == 2 * len(C.SGD_LEARNING_RATES) >= 12
+    assert {(r.optimizer, r.momentum, r.input_scaling) for r in lrmap.runs} == {
+        ("sgd", 0.9, "standardize")}
+    rates = sorted({r.learning_rate for r in lrmap.runs})
+    assert rates[-1] / rates[0] >= 300  # from "too small" to "diverges"
+    adam = C.get_grid("lradam")
+    assert sorted({r.learning_rate for r in adam.runs}) == [1e-4, 1e-3, 1e-2]
+    assert C.get_profile("short").epochs == 3
+
+
+def test_the_figure1_network(synthetic):
+    """3 x 100 sigmoid units; BN drops the dense bias; the probe reads the
+    sigmoid's input (negative values, which a sigmoid's output never has)."""
+    from bnlib.probes import ActivationInputProbe
+
+    counts = {}
+    for config in C.get_grid("figure1").runs:
+        trainer, _ = T.prepare(config, 0, TINY, synthetic)
+        model = trainer.model
+        counts[config.name] = model.count_params()
+        kernels = [model.get_layer(f"dense{i}").kernel.numpy() for i in (1, 2, 3)]
+        assert [k.shape for k in kernels] == [(3072, 100), (100, 100), (100, 100)]
+        assert all(abs(k.std() - 0.01) < 0.002 for k in kernels)
+        values = ActivationInputProbe(model, "dense3", synthetic.x_test)()
+        assert values[3] < 0 < values[5]
+    dense = 3072 * 100 + 2 * 100 * 100 + 100 * 10 + 10
+    assert counts["mlp-none"] == dense + 300
+    assert counts["mlp-bn"] == dense + 3 * 4 * 100  # gamma, beta, moving mean, var
+
+
+def test_the_figure1_network_trains_and_probes(tmp_path, synthetic):
+    config = C.get_grid("figure1").runs[1]
+    result = run_one(config, 0, TINY, synthetic, results_dir=tmp_path)
+    assert result["status"] == "complete" and result["label"] == "sigmoid MLP, BN, " \
+        "standardized inputs, sgd lr 1"
+    rows = result["probes"]["activation_input:dense3"]
+    assert len(rows) == len(result["curve"]) and len(rows[0]) == 10
+
+
 # ----------------------------------------------------------------- new knobs
 def test_a_probe_does_not_change_the_trajectory(tmp_path, synthetic):
     """Same run with and without a probe: bit-identical curves."""
     plain = RUN[10]
-    probed = plain.replace(probes=("relu_input:dense1", "relu_input:conv2"))
+    probed = plain.replace(probes=("activation_input:dense1", "activation_input:conv2"))
     without = run_one(plain, 0, TINY, synthetic, results_dir=tmp_path / "a")
     with_probe = run_one(probed, 0, TINY, synthetic, results_dir=tmp_path / "b")
     assert with_probe["curve"] == without["curve"]
-    rows = with_probe["probes"]["relu_input:dense1"]
+    rows = with_probe["probes"]["activation_input:dense1"]
     assert [row[0] for row in rows] == [p[0] for p in with_probe["curve"]]
-    columns = with_probe["probe_columns"]["relu_input:dense1"]
+    columns = with_probe["probe_columns"]["activation_input:dense1"]
     assert columns[:4] == ["step", "unit_p15", "unit_p50", "unit_p85"]
     for row in rows:
         assert row[1] <= row[2] <= row[3] and row[4] <= row[5] <= row[6]
@@ -445,12 +501,12 @@ def test_probe_reads_the_relu_input_in_either_placement(synthetic):
     """After the ReLU (article) the probe recomputes XW + b: some values are
     negative, which the ReLU output never is; before it, it reads BN's output,
     about zero-median."""
-    from bnlib.probes import ReluInputProbe
+    from bnlib.probes import ActivationInputProbe
 
     for position in ("after_relu", "before_relu"):
         config = RUN[9].replace(bn_position=position)
         trainer, _ = T.prepare(config, 0, TINY, synthetic)
-        values = ReluInputProbe(trainer.model, "dense1", synthetic.x_test)()
+        values = ActivationInputProbe(trainer.model, "dense1", synthetic.x_test)()
         assert values[3] < 0 < values[5], (position, values)
 
 

@@ -431,9 +431,9 @@ CONFIG_VALUES = {
                             st.sampled_from([True, 2.0, "4"])),
     "groups": st.one_of(st.none(), st.integers(-2, 70), st.sampled_from([2.0, "4"])),
     "probes": st.one_of(
-        st.lists(st.sampled_from(["relu_input:conv1", "relu_input:dense1",
-                                  "relu_input:x", "bogus", "", 5])).map(tuple),
-        st.just(["relu_input:conv1"])),
+        st.lists(st.sampled_from(["activation_input:conv1", "activation_input:dense1",
+                                  "activation_input:x", "bogus", "", 5])).map(tuple),
+        st.just(["activation_input:conv1"])),
     "bogus": st.just(1),
 }
 

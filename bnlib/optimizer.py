@@ -1,0 +1,438 @@
+"""Chapter 06, BN and the optimizer: the paper's Figure 1 and the learning rates.
+
+Three grids (see :mod:`bnlib.config`): ``figure1`` (the paper's sigmoid MLP
+without and with BN, 50,000 steps of 60, 3 seeds, the input of one last-layer
+sigmoid probed), ``lrmap`` (the book's CNN with SGD and momentum 0.9 at seven
+learning rates, no BN vs BN conv+dense, 3 epochs) and ``lradam`` (the same
+with Adam at 1e-4, 1e-3 and 1e-2). Everything here reads their result files.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+
+from . import plots
+from .config import Protocol, get_grid, get_profile
+
+FIGURE1_PROBE = "activation_input:dense3"
+CNN_PROBE = "activation_input:dense1"
+TENTH = 0.1  # "the first and the last tenth of training"
+ARMS = {"none": "no BN", "batch": "BN"}
+ARM_COLORS = {"none": "#303030", "batch": "#08519c"}
+PERCENTILE_STYLES = (("p15", "15th", "v"), ("p50", "50th (median)", "o"),
+                     ("p85", "85th", "^"))
+
+
+def results_dir(grid_name: str, protocol: Protocol, root="results") -> Path:
+    """Where a grid's results are: under the book profile each chapter-06 grid
+    keeps its own profile (``figure1``, ``short``); under another profile
+    (smoke) ``results/<profile>/<grid>``."""
+    grid = get_grid(grid_name)
+    own = get_profile(grid.profile) if protocol.profile == "book" else protocol
+    return grid.results_dir(own, root)
+
+
+def load(folder) -> list[dict]:
+    """Every result in a grid's folder, finished or diverged (an empty list
+    while the folder does not exist)."""
+    from .runner import load_results
+
+    return load_results(folder) if Path(folder).is_dir() else []
+
+
+def _arm(result: dict) -> str:
+    return "batch" if result["config"]["norm_dense"] != "none" else "none"
+
+
+# --------------------------------------------------------------------------- Figure 1
+def probe_series(result: dict, probe: str = FIGURE1_PROBE) -> dict[str, np.ndarray]:
+    """A probe's columns as arrays: ``step``, ``unit_p15`` ... ``median_p85``."""
+    rows = np.array(result["probes"][probe], dtype=float)
+    return {name: rows[:, i] for i, name in enumerate(result["probe_columns"][probe])}
+
+
+def drift(result: dict, probe: str = FIGURE1_PROBE, which: str = "unit") -> dict:
+    """How far the probed distribution moved between the first and the last
+    tenth of training (means over the evaluations in each tenth).
+
+    ``median_shift``: |change of the median|; ``relative_shift``: that change
+    in units of the first tenth's 15-85 spread (so a network whose values are
+    larger is not penalized for their scale); ``spread_ratio``: the last
+    tenth's 15-85 spread over the first's (1 = unchanged). ``which`` is
+    ``"unit"`` (the one probed unit, as the paper's figure) or ``"all"`` (all
+    units pooled).
+    """
+    series = probe_series(result, probe)
+    steps = series["step"]
+    total = steps[-1]  # each tenth holds at least one evaluation
+    first = steps <= max(TENTH * total, steps[0])
+    last = steps >= min((1 - TENTH) * total + 1, total)
+    p15, p50, p85 = (series[f"{which}_p{p}"] for p in (15, 50, 85))
+    spread = p85 - p15
+    shift = abs(p50[last].mean() - p50[first].mean())
+    return {"median_first": float(p50[first].mean()),
+            "median_last": float(p50[last].mean()),
+            "median_shift": float(shift),
+            "relative_shift": float(shift / spread[first].mean()),
+            "spread_first": float(spread[first].mean()),
+            "spread_last": float(spread[last].mean()),
+            "spread_ratio": float(spread[last].mean() / spread[first].mean())}
+
+
+def drift_rows(results: list[dict], which: str = "unit") -> list[dict]:
+    """Per arm (no BN, BN): each seed's drift numbers and its last-5 test
+    accuracy, finished runs only."""
+    rows = []
+    for arm, label in ARMS.items():
+        runs = [r for r in results if _arm(r) == arm and r["status"] == "complete"]
+        if not runs:
+            continue
+        per_seed = [drift(r, which=which) for r in runs]
+        rows.append({"arm": arm, "label": label, "seeds": len(runs),
+                     "accuracy": plots.last_n_means(runs),
+                     **{key: [d[key] for d in per_seed] for key in per_seed[0]}})
+    return rows
+
+
+def _range(values, digits=3) -> str:
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]"
+
+
+def drift_table(rows: list[dict]):
+    """Mean [min, max] over seeds of each drift number, per arm."""
+    columns = ["network", "seeds", "test accuracy, last 5", "median, first tenth",
+               "median, last tenth", "shift / first spread", "15–85 spread, last/first"]
+    cells = [[row["label"], str(row["seeds"]), _range(row["accuracy"]),
+              _range(row["median_first"], 2), _range(row["median_last"], 2),
+              _range(row["relative_shift"], 2), _range(row["spread_ratio"], 2)]
+             for row in rows]
+    return plots.result_table(cells, columns)
+
+
+def drift_verdicts(results: list[dict], which: str = "unit") -> dict:
+    """The book's rule on the drift numbers, lower being steadier: does BN's
+    sigmoid input move less than the one without BN? (and the accuracy)."""
+    rows = {row["arm"]: row for row in drift_rows(results, which)}
+    if set(rows) != set(ARMS):
+        return {}
+    bn, none = rows["batch"], rows["none"]
+    return {
+        "accuracy": plots.compare_values(bn["accuracy"], none["accuracy"]),
+        # steadier = smaller shift, and a spread ratio closer to 1
+        "relative_shift": plots.compare_values(
+            [-v for v in bn["relative_shift"]], [-v for v in none["relative_shift"]]),
+        "spread_change": plots.compare_values(
+            [-abs(math.log(v)) for v in bn["spread_ratio"]],
+            [-abs(math.log(v)) for v in none["spread_ratio"]]),
+    }
+
+
+def figure1(results: list[dict], probe: str = FIGURE1_PROBE, which: str = "unit",
+            title: str = "Figure 1"):
+    """The paper's Figure 1 from our runs: (a) test accuracy over steps, mean
+    and seed range per network; (b, c) the 15th, 50th and 85th percentiles of
+    the probed sigmoid input over steps, without and with BN (mean over seeds,
+    seed range shaded). None while a network has no finished run."""
+    import matplotlib.pyplot as plt
+
+    finished = [r for r in results if r["status"] == "complete" and "probes" in r]
+    arms = {arm: [r for r in finished if _arm(r) == arm] for arm in ARMS}
+    if not all(arms.values()):
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(11.0, 3.9), dpi=plots.FIGURE_DPI,
+                             layout="constrained")
+    per_epoch = plots.steps_per_epoch(finished)
+    entries = []
+    for position, (arm, runs) in enumerate(arms.items()):
+        steps, mean, low, high = plots.seed_band(runs)
+        color = ARM_COLORS[arm]
+        (line,) = axes[0].plot(steps / per_epoch, mean, "-", color=color, lw=1.8,
+                               marker=plots.MARKERS[position], markersize=3.5,
+                               markevery=max(1, len(steps) // 20))
+        axes[0].fill_between(steps / per_epoch, low, high, color=color, alpha=0.15, lw=0)
+        entries.append((line, f"{ARMS[arm]} (n={len(runs)})"))
+    plots.finish_accuracy_axes(axes[0], per_epoch, steps[-1], y_limits=None)
+    axes[0].set_title("(a) test accuracy", fontsize=10)
+    axes[0].legend(*zip(*entries), fontsize=8, loc="lower right")
+    limits = []
+    for ax, (arm, runs), letter in zip(axes[1:], arms.items(), "bc"):
+        series = [probe_series(r, probe) for r in runs]
+        length = min(len(s["step"]) for s in series)
+        steps = series[0]["step"][:length]
+        for key, label, marker in PERCENTILE_STYLES:
+            values = np.array([s[f"{which}_{key}"][:length] for s in series])
+            ax.plot(steps / per_epoch, values.mean(axis=0), "-", lw=1.6,
+                    color=ARM_COLORS[arm], marker=marker, markersize=3.5,
+                    markevery=max(1, length // 20), label=label)
+            ax.fill_between(steps / per_epoch, values.min(axis=0), values.max(axis=0),
+                            color=ARM_COLORS[arm], alpha=0.15, lw=0)
+        ax.set_title(f"({letter}) {ARMS[arm]}: the sigmoid's input", fontsize=10)
+        ax.set_xlabel("epoch" if per_epoch != 1000 else "epoch (1,000 steps of 60)")
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=9)
+        ax.legend(title="percentile", fontsize=8, title_fontsize=8)
+        limits.append(ax.get_ylim())
+    for ax in axes[1:]:  # one scale for both, so the drifts compare by eye
+        ax.set_ylim(min(l[0] for l in limits), max(l[1] for l in limits))
+    tag = plots.data_tag(finished)
+    fig.suptitle(title + tag, fontsize=11)
+    return fig
+
+
+# --------------------------------------------------------------------------- learning rates
+def map_accuracy(result: dict) -> float | None:
+    """A map run's accuracy: the mean test accuracy of its last epoch's
+    evaluations; None for a diverged run."""
+    if result["status"] != "complete":
+        return None
+    curve = result["curve"]
+    last_epoch = math.ceil(curve[-1][1]) - 1
+    return statistics.fmean(p[4] for p in curve if p[1] > last_epoch)
+
+
+def rate_rows(results: list[dict]) -> list[dict]:
+    """One row per (arm, learning rate): accuracy or the step it diverged at."""
+    rows = []
+    for result in results:
+        rows.append({"arm": _arm(result), "learning_rate": result["config"]["learning_rate"],
+                     "optimizer": result["config"]["optimizer"],
+                     "accuracy": map_accuracy(result), "status": result["status"],
+                     "diverged_at_step": result.get("diverged_at_step"),
+                     "name": result["name"]})
+    return sorted(rows, key=lambda row: (row["arm"] != "none", row["learning_rate"]))
+
+
+def best_rates(rows: list[dict]) -> dict[str, dict]:
+    """Per arm, the row with the highest accuracy (diverged runs excluded)."""
+    best = {}
+    for row in rows:
+        if row["accuracy"] is not None and (
+                row["arm"] not in best or row["accuracy"] > best[row["arm"]]["accuracy"]):
+            best[row["arm"]] = row
+    return best
+
+
+def usable_range(rows: list[dict], arm: str, fraction: float = 0.9) -> tuple | None:
+    """The lowest and highest rate at which ``arm`` reaches ``fraction`` of
+    its best accuracy (how wide a rate BN tolerates)."""
+    best = best_rates(rows).get(arm)
+    if best is None:
+        return None
+    good = [row["learning_rate"] for row in rows if row["arm"] == arm
+            and row["accuracy"] is not None and row["accuracy"] >= fraction * best["accuracy"]]
+    return min(good), max(good)
+
+
+def rate_table(rows: list[dict]):
+    """Learning rates down, no BN and BN across: accuracy, or 'diverged at step N'."""
+    rates = sorted({row["learning_rate"] for row in rows})
+    cell = {(row["arm"], row["learning_rate"]): row for row in rows}
+
+    def text(row):
+        if row is None:
+            return "–"
+        if row["accuracy"] is None:
+            return f"diverged (step {row['diverged_at_step']})"
+        return f"{row['accuracy']:.3f}"
+
+    cells = [[f"{rate:g}"] + [text(cell.get((arm, rate))) for arm in ARMS]
+             for rate in rates]
+    return plots.result_table(cells, ["learning rate", "no BN", "BN conv+dense"])
+
+
+def rate_figure(results: list[dict], title: str):
+    """Accuracy after the short budget against the learning rate (log axis),
+    no BN and BN; a diverged run is a cross on the chance line (0.1)."""
+    import matplotlib.pyplot as plt
+
+    rows = rate_rows(results)
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=plots.FIGURE_DPI, layout="constrained")
+    for position, arm in enumerate(ARMS):
+        mine = [row for row in rows if row["arm"] == arm]
+        good = [row for row in mine if row["accuracy"] is not None]
+        bad = [row for row in mine if row["accuracy"] is None]
+        color = ARM_COLORS[arm]
+        ax.plot([row["learning_rate"] for row in good], [row["accuracy"] for row in good],
+                "-", color=color, lw=1.8, marker=plots.MARKERS[position], markersize=6,
+                label=f"{ARMS[arm]}")
+        if bad:
+            ax.plot([row["learning_rate"] for row in bad], [0.1] * len(bad), "x",
+                    color=color, markersize=10, mew=2.2, label=f"{ARMS[arm]}: diverged")
+    ax.axhline(0.1, color="#999999", lw=0.8, ls="-", zorder=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("test accuracy, last epoch")
+    ax.set_ylim(0.0, 0.8)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=9)
+    ax.set_title(title + plots.data_tag(results), fontsize=11)
+    return fig
+
+
+# --------------------------------------------------------------------------- one step
+def step_loss_ratios(model, images, labels, eval_images, eval_labels,
+                     step_sizes) -> dict:
+    """How far one plain gradient step can go: ``L(w - eta * g) / L(w)`` for
+    each ``eta`` of ``step_sizes``, ``g`` the gradient of the loss on one batch
+    (``images``, ``labels``) at ``w``.
+
+    ``L`` is the loss on *other* training images (``eval_images``,
+    ``eval_labels``): on its own batch a large step mostly memorizes those
+    128 images, which is not progress. Losses are taken as in training (BN on
+    the statistics of the images at hand). Every variable, BN's moving averages
+    included, is restored afterwards. Returns the loss at ``w``, the gradient's
+    norm and the ratios (above 1: the step made the loss worse; ``inf`` where
+    the loss overflowed).
+    """
+    import tensorflow as tf
+
+    def tensors(x, y):
+        return (tf.convert_to_tensor(x, tf.float32),
+                tf.convert_to_tensor(np.asarray(y).reshape(-1), tf.int32))
+
+    images, labels = tensors(images, labels)
+    eval_images, eval_labels = tensors(eval_images, eval_labels)
+    saved = [v.numpy() for v in model.variables]
+    trainable = model.trainable_variables
+    start = [v.numpy() for v in trainable]
+
+    def loss(x, y):
+        logits = tf.cast(model(x, training=True), tf.float32)
+        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=y, logits=logits))
+
+    try:
+        with tf.GradientTape() as tape:
+            batch_loss = loss(images, labels)
+        grads = [g.numpy() for g in tape.gradient(batch_loss, trainable)]
+        for variable, value in zip(model.variables, saved):
+            variable.assign(value)  # undo the moving-average update
+        base = float(loss(eval_images, eval_labels))
+        ratios = []
+        for eta in step_sizes:
+            for variable, w, g in zip(trainable, start, grads):
+                variable.assign(w - eta * g)
+            value = float(loss(eval_images, eval_labels))
+            ratios.append(value / base if math.isfinite(value) else math.inf)
+    finally:
+        for variable, value in zip(model.variables, saved):
+            variable.assign(value)
+    norm = math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads))
+    return {"loss": base, "gradient_norm": norm,
+            "step_sizes": [float(eta) for eta in step_sizes], "ratios": ratios}
+
+
+def one_step_summary(measurements: list[dict]) -> dict:
+    """Means over seeds of :func:`step_loss_ratios`' results: the loss and
+    gradient norm at ``w``, the best ratio and its step, the largest step whose
+    mean ratio is below 1 (None if none is), the ratio at the largest step."""
+    ratios = np.array([m["ratios"] for m in measurements]).mean(axis=0)
+    steps = measurements[0]["step_sizes"]
+    helpful = [eta for eta, ratio in zip(steps, ratios) if ratio < 1]
+    return {"loss": float(np.mean([m["loss"] for m in measurements])),
+            "gradient_norm": float(np.mean([m["gradient_norm"] for m in measurements])),
+            "best_ratio": float(ratios.min()), "best_step": steps[int(ratios.argmin())],
+            "largest_helpful_step": max(helpful) if helpful else None,
+            "ratio_at_largest": float(ratios[-1])}
+
+
+# --------------------------------------------------------------------------- in words
+def steps_to_reach(runs: list[dict], accuracy: float) -> float | None:
+    """The first evaluation step at which the seeds' mean test accuracy
+    reaches ``accuracy`` (None if it never does)."""
+    steps, mean, _, _ = plots.seed_band(runs)
+    reached = np.flatnonzero(mean >= accuracy)
+    return float(steps[reached[0]]) if len(reached) else None
+
+
+def _verdict_words(row: dict) -> str:
+    return {plots.CLEAR: "clear (the seed ranges do not overlap)",
+            plots.CLEAR_OTHER_WAY: "clear, the other way round",
+            plots.WITHIN_SPREAD: "within the seed spread",
+            plots.ONE_SEED: "one seed, no spread to judge",
+            plots.MISSING: "missing"}[row["verdict"]]
+
+
+def figure1_findings(results: list[dict]) -> str:
+    """Figure 6.1's verdicts in words, from the result files."""
+    rows = {row["arm"]: row for row in drift_rows(results)}
+    if set(rows) != set(ARMS):
+        return ("**PRELIMINARY:** the `figure1` grid has no finished run of both "
+                "networks yet; the findings are written from its files once it has.")
+    finished = [r for r in results if r["status"] == "complete"]
+    runs = {arm: [r for r in finished if _arm(r) == arm] for arm in ARMS}
+    verdicts = drift_verdicts(results)
+    bn, none = rows["batch"], rows["none"]
+    mean = statistics.fmean
+    total = runs["none"][0]["curve"][-1][0]
+    reach = steps_to_reach(runs["batch"], mean(none["accuracy"]))
+    lines = [
+        f"- **Accuracy.** After {total:,.0f} steps the network with BN reaches "
+        f"{mean(bn['accuracy']):.3f} (last five evaluations, mean of {bn['seeds']} "
+        f"seeds) against {mean(none['accuracy']):.3f} without BN: "
+        f"{_verdict_words(verdicts['accuracy'])}."
+        + (f" With BN the mean curve passes the final accuracy of the network "
+           f"without BN after {reach:,.0f} steps, {reach / total:.0%} of the run."
+           if reach is not None else ""),
+        f"- **The median moves.** Between the first and the last tenth of "
+        f"training the probed unit's median moved by "
+        f"{mean(none['relative_shift']):.2f} of its initial 15–85 spread without BN "
+        f"and by {mean(bn['relative_shift']):.2f} with BN: "
+        f"{_verdict_words(verdicts['relative_shift'])} that BN's moves less.",
+        f"- **The spread changes.** Its 15–85 spread ended at "
+        f"{mean(none['spread_ratio']):.2f} times its initial width without BN and "
+        f"{mean(bn['spread_ratio']):.2f} times with BN: "
+        f"{_verdict_words(verdicts['spread_change'])} that BN's changes less.",
+    ]
+    return "\n".join(lines)
+
+
+def rate_findings(lrmap_results: list[dict], lradam_results: list[dict]) -> str:
+    """The learning-rate map and the Adam runs in words, from the files."""
+    lines = []
+    rows = rate_rows(lrmap_results)
+    best = best_rates(rows)
+    if set(best) != set(ARMS):
+        return ("**PRELIMINARY:** the learning-rate map has no finished run of both "
+                "networks yet; the findings are written from its files once it has.")
+    for arm, label in ARMS.items():
+        mine = [row for row in rows if row["arm"] == arm]
+        diverged = sorted(row["learning_rate"] for row in mine
+                          if row["accuracy"] is None)
+        low, high = usable_range(rows, arm)
+        lines.append(
+            f"- **{label}, SGD.** Best rate {best[arm]['learning_rate']:g} "
+            f"(test accuracy {best[arm]['accuracy']:.3f} after 3 epochs); within 90 % "
+            f"of that from {low:g} to {high:g}"
+            + (f"; diverged from {diverged[0]:g} on" if diverged else
+               "; no rate of the map diverged") + ".")
+    ratio = best["batch"]["learning_rate"] / best["none"]["learning_rate"]
+    at_same = next((row for row in rows if row["arm"] == "batch" and
+                    row["learning_rate"] == best["none"]["learning_rate"]), None)
+    lines.append(
+        f"- **The ratio.** BN's best rate is {ratio:g} times the best rate without "
+        f"BN" + (f"; at the rate best for no BN, BN reaches {at_same['accuracy']:.3f} "
+                 f"against {best['none']['accuracy']:.3f}"
+                 if at_same and at_same["accuracy"] is not None else "")
+        + ". One seed per rate: the map locates the rates, it does not judge "
+          "differences of a few points.")
+    adam = rate_rows(lradam_results)
+    if adam:
+        parts = []
+        for rate in sorted({row["learning_rate"] for row in adam}):
+            cell = {row["arm"]: row for row in adam if row["learning_rate"] == rate}
+            text = {arm: ("diverged" if cell[arm]["accuracy"] is None
+                          else f"{cell[arm]['accuracy']:.3f}")
+                    for arm in ARMS if arm in cell}
+            parts.append(f"{rate:g}: " + ", ".join(f"{ARMS[a]} {t}" for a, t in text.items()))
+        lines.append("- **Adam.** " + "; ".join(parts) + ".")
+    return "\n".join(lines)
