@@ -28,7 +28,8 @@ import math
 import os
 import re
 
-NORM_KINDS = ("none", "batch", "ghost", "layer", "group", "renorm", "noisy")
+NORM_KINDS = ("none", "batch", "ghost", "layer", "group", "renorm", "noisy",
+              "noise")
 INPUT_SCALINGS = ("raw", "unit", "standardize", "bn_input")
 BN_POSITIONS = ("after_relu", "before_relu")
 OPTIMIZERS = ("adam", "sgd")
@@ -40,7 +41,7 @@ PROFILE_ENV_VAR = "BNLIB_PROFILE"
 
 NORM_NAMES = {"none": "no norm", "batch": "BN", "ghost": "ghost BN",
               "layer": "LayerNorm", "group": "GroupNorm", "renorm": "BatchRenorm",
-              "noisy": "noisy BN"}
+              "noisy": "noisy BN", "noise": "BN noise only"}
 INPUT_NAMES = {"raw": "raw inputs", "unit": "inputs /255",
                "standardize": "standardized inputs", "bn_input": "BN on the input"}
 
@@ -228,6 +229,13 @@ def validate_config(config: RunConfig, protocol: "Protocol | None" = None
         raise ConfigError(f"{config.name}: bn_position 'before_relu' needs a "
                           f"normalization on the conv or dense layer"
                           f"{_flag('bn_position')}", "bn_position")
+    if config.bn_position == "before_relu" and "noise" in kinds:
+        # before the ReLU the layer's bias is dropped, as a normalization
+        # subtracts it away; the noise alone does not, so the bias would be lost
+        raise ConfigError(f"{config.name}: bn_position 'before_relu' drops the "
+                          f"layer's bias, which norm kind 'noise' (no "
+                          f"normalization) does not replace; use 'after_relu'"
+                          f"{_flag('bn_position')}", "bn_position")
     _sized(config, "ghost_size", "ghost" in kinds, "ghost")
     _sized(config, "groups", "group" in kinds, "group")
     if config.ghost_size is not None and config.ghost_size < 2:
@@ -392,6 +400,28 @@ def learning_rate_runs(optimizer: str, rates) -> tuple[RunConfig, ...]:
     return tuple(runs)
 
 
+# chapter 07: Santurkar et al. (2018), "How Does Batch Normalization Help
+# Optimization?"
+SANTURKAR_LEARNING_RATE = 0.01  # chosen from chapter 06's learning-rate map (results/lrmap)
+SANTURKAR_PROBES = ("ics:conv2", "ics:dense1", "landscape")
+SANTURKAR_NORMS = {"none": "none", "batch": "bn", "noisy": "noisy", "noise": "noise"}
+
+
+def santurkar_runs() -> tuple[RunConfig, ...]:
+    """No BN, BN, noisy BN and the noise without BN, each on the convolutions
+    and the dense layer (dropout 0, standardized inputs, SGD with momentum 0.9
+    at :data:`SANTURKAR_LEARNING_RATE`). No BN and BN record the paper's
+    measurements at every evaluation: the internal covariate shift of conv2's
+    and dense1's kernel gradients and the loss landscape along the gradient
+    (see :mod:`bnlib.probes`)."""
+    return tuple(
+        RunConfig(f"sgd-{tag}", norm_conv=norm, norm_dense=norm,
+                  input_scaling="standardize", optimizer="sgd",
+                  learning_rate=SANTURKAR_LEARNING_RATE, momentum=SGD_MOMENTUM,
+                  probes=SANTURKAR_PROBES if norm in ("none", "batch") else ())
+        for norm, tag in SANTURKAR_NORMS.items())
+
+
 def _grids() -> dict[str, Grid]:
     article = article_runs()
     grids = [
@@ -417,6 +447,10 @@ def _grids() -> dict[str, Grid]:
         Grid("lradam", "Adam at three learning rates, no BN vs BN conv+dense, "
              "standardized inputs", "06",
              learning_rate_runs("adam", ADAM_LEARNING_RATES), profile="short"),
+        Grid("santurkar", "Santurkar et al. (2018): no BN, BN, noisy BN and the "
+             "noise without BN; internal covariate shift and loss landscape "
+             "probed; SGD with momentum 0.9, standardized inputs", "07",
+             santurkar_runs()),
         Grid("bf16", "Configs 0, 3, 11 in mixed bfloat16", "speed",
              tuple(article[i].replace(name=article[i].name + "-bf16",
                                       precision="mixed_bfloat16")

@@ -12,6 +12,10 @@ With ``fused=True`` a 4-D input goes through TensorFlow's fused kernel
 faster on a CPU; the dense (2-D) case keeps the ``tf.nn`` path. The fused kernel
 returns the Bessel-corrected batch variance ``m/(m-1) * var``; the layer turns it
 back into the plain variance so its moving averages match Keras' layer.
+
+Santurkar et al.'s (2018) random shift and rescaling (:class:`SanturkarNoise`)
+comes after BN in :class:`NoisyBatchNorm` ("noisy BN") and alone, on the
+unnormalized output, in :class:`NoiseOnly` (their "noise without BN" control).
 """
 
 from __future__ import annotations
@@ -125,38 +129,30 @@ def manual_batch_norm(name: str, momentum: float = BN_MOMENTUM,
     return ManualBatchNorm(momentum=momentum, epsilon=epsilon, name=name, **kwargs)
 
 
-class NoisyBatchNorm(ManualBatchNorm):
-    """Batch Normalization followed, in training only, by the random shift and
-    rescaling of Santurkar et al. (2018, section 2.1), "noisy BN".
+class SanturkarNoise:
+    """The random shift and rescaling of Santurkar et al. (2018, section 2.1),
+    as a mixin of a Keras layer: what :class:`NoisyBatchNorm` adds after BN and
+    what :class:`NoiseOnly` adds alone.
 
     At every training step each unit (channel) draws a mean
     ``mu ~ U(-mean_range, mean_range)`` and a scale
     ``sigma ~ U(scale_low, scale_high)``; then each example (and, for a
     convolution, each position: height and width count as batch dimensions)
     draws ``m ~ U(mu - jitter, mu + jitter)`` and ``s ~ N(sigma, jitter)``, and
-    the layer outputs ``s * bn(x) + m``. The noise changes the distribution of
-    the layer's output at every step, deliberately: if BN helped by keeping
-    that distribution fixed, this layer should lose BN's benefit. At inference
-    it is the plain BN layer. The draws come from a Keras ``SeedGenerator``
-    seeded by ``seed``, whose state is one of the layer's variables, so a run
-    checkpointed and resumed draws the same noise.
+    the layer outputs ``s * x + m``. The draws come from a Keras
+    ``SeedGenerator`` seeded by ``seed``, whose state is one of the layer's
+    variables, so a run checkpointed and resumed draws the same noise (and a
+    probe that restores the model's variables leaves the noise where it was).
     """
 
-    def __init__(self, momentum: float = BN_MOMENTUM, epsilon: float = BN_EPSILON,
-                 *, seed: int | None = None, mean_range: float = 0.5,
-                 scale_low: float = 1.0, scale_high: float = 1.25,
-                 jitter: float = 0.1, **kwargs):
-        super().__init__(momentum=momentum, epsilon=epsilon, fused=True, **kwargs)
+    def init_noise(self, seed: int | None, mean_range: float, scale_low: float,
+                   scale_high: float, jitter: float) -> None:
+        """Keep the noise's parameters and create its seed generator (call
+        from the layer's ``__init__``, after ``keras.layers.Layer.__init__``)."""
         self.seed = seed
         self.mean_range, self.scale_low, self.scale_high = mean_range, scale_low, scale_high
         self.jitter = jitter
         self.noise_seed = keras.random.SeedGenerator(seed, name="noise_seed")
-
-    def call(self, inputs, training=False):
-        outputs = super().call(inputs, training=training)
-        if not (bool(training) and self.trainable):
-            return outputs
-        return self.add_noise(outputs)
 
     def add_noise(self, x):
         """``s * x + m`` with the per-step, per-unit and per-example draws."""
@@ -172,7 +168,68 @@ class NoisyBatchNorm(ManualBatchNorm):
         s = sigma + self.jitter * keras.random.normal(shape, seed=self.noise_seed)
         return tf.cast(s, dtype) * x + tf.cast(m, dtype)
 
+    def noise_config(self) -> dict:
+        return {"seed": self.seed, "mean_range": self.mean_range,
+                "scale_low": self.scale_low, "scale_high": self.scale_high,
+                "jitter": self.jitter}
+
+
+class NoisyBatchNorm(SanturkarNoise, ManualBatchNorm):
+    """Batch Normalization followed, in training only, by the random shift and
+    rescaling of Santurkar et al. (2018, section 2.1), "noisy BN".
+
+    The layer outputs ``s * bn(x) + m`` with the draws of
+    :class:`SanturkarNoise` (a new ``mu``, ``sigma`` per unit at every step, a
+    new ``m``, ``s`` per example and position). The noise changes the
+    distribution of the layer's output at every step, deliberately: if BN
+    helped by keeping that distribution fixed, this layer should lose BN's
+    benefit. At inference it is the plain BN layer.
+    """
+
+    def __init__(self, momentum: float = BN_MOMENTUM, epsilon: float = BN_EPSILON,
+                 *, seed: int | None = None, mean_range: float = 0.5,
+                 scale_low: float = 1.0, scale_high: float = 1.25,
+                 jitter: float = 0.1, **kwargs):
+        super().__init__(momentum=momentum, epsilon=epsilon, fused=True, **kwargs)
+        self.init_noise(seed, mean_range, scale_low, scale_high, jitter)
+
+    def call(self, inputs, training=False):
+        outputs = super().call(inputs, training=training)
+        if not (bool(training) and self.trainable):
+            return outputs
+        return self.add_noise(outputs)
+
     def get_config(self):
-        return {**super().get_config(), "seed": self.seed,
-                "mean_range": self.mean_range, "scale_low": self.scale_low,
-                "scale_high": self.scale_high, "jitter": self.jitter}
+        return {**super().get_config(), **self.noise_config()}
+
+
+class NoiseOnly(SanturkarNoise, keras.layers.Layer):
+    """Noisy BN's noise without the BN: Santurkar et al.'s control for "the
+    same noise without BN" (norm kind ``"noise"``, "BN noise only").
+
+    In training the layer outputs ``s * x + m`` on its input ``x`` as it comes,
+    not normalized, with the draws of :class:`SanturkarNoise` (defaults as
+    :class:`NoisyBatchNorm`: per step and unit ``mu ~ U(-0.5, 0.5)``,
+    ``sigma ~ U(1, 1.25)``; per example and position ``m ~ U(mu -+ 0.1)``,
+    ``s ~ N(sigma, 0.1)``). At inference it is the identity. It has no trainable
+    weights: comparing it with no normalization shows what the noise costs by
+    itself, and with noisy BN whether BN still helps under that noise.
+    """
+
+    def __init__(self, *, seed: int | None = None, mean_range: float = 0.5,
+                 scale_low: float = 1.0, scale_high: float = 1.25,
+                 jitter: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.init_noise(seed, mean_range, scale_low, scale_high, jitter)
+
+    def call(self, inputs, training=False):
+        # as the BN layers: a frozen layer (trainable=False) runs in inference mode
+        if not (bool(training) and self.trainable):
+            return inputs
+        return self.add_noise(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), **self.noise_config()}

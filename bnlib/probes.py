@@ -5,10 +5,14 @@ At every test evaluation the runner calls each probe, which returns one row of
 numbers; the result JSON keeps them under ``probes[<name>]`` with their column
 names under ``probe_columns[<name>]``, each row starting with the step.
 
-A probe must not change the training trajectory: it reads the model in
-inference mode on a fixed batch of test images and touches no variable, no
-random-number generator and no optimizer state (a test trains the same run
-with and without a probe and compares the curves bit for bit).
+A probe must not change the training trajectory: it touches no random-number
+generator and no optimizer state, and leaves every model variable (weights, BN
+moving averages, the seed state of dropout and of noisy BN) exactly as it found
+it (a test trains the same run with and without a probe and compares the curves
+bit for bit). ``activation_input`` reads the model in inference mode on a fixed
+batch of test images and changes nothing; ``ics`` and ``landscape`` evaluate the
+training loss at moved weights on a fixed batch of training images, then
+assign every model variable its saved value back.
 
 Kinds:
 
@@ -22,29 +26,84 @@ Kinds:
     channel 0 over all positions) and of all units pooled, over the probe batch
     (Ioffe & Szegedy's Figure 1 b, c), and the spread of the per-unit medians
     over all units (their 15th, 50th and 85th percentiles).
+
+``ics:<layer>``
+    Internal covariate shift as Santurkar et al. (2018, Definition 2.1) define
+    it: how much the gradient of one layer's kernel changes when every earlier
+    layer takes its update. ``conv2`` or ``dense1`` of the article's CNN,
+    ``dense2`` or ``dense3`` of the Figure 1 network. On the fixed probe batch
+    of training images, ``G`` is the gradient of the training-mode loss with
+    respect to the layer's kernel; every trainable variable of the layers
+    before it in model order (their kernels, biases and normalization
+    parameters) then takes one plain gradient step with the run's learning rate
+    (``w - learning_rate * dL/dw``: not the optimizer's momentum or Adam update,
+    whose state a probe must not touch), and ``G'`` is the same gradient again,
+    the layer itself and the later ones unchanged. Records ``||G - G'||_2``,
+    ``cos(G, G')`` (NaN where either gradient is zero) and ``||G||_2`` (the
+    scale ``||G - G'||`` is to be read against).
+
+``landscape``
+    The loss landscape along the gradient (Santurkar et al., section 3.1 and
+    Figure 4), over all trainable variables ``w`` together; no argument. On the
+    fixed probe batch of training images, ``g`` is the gradient of the
+    training-mode loss ``L`` at ``w``; for each ``c`` of :data:`STEP_MULTIPLES`
+    the weights ``w_c = w - c * learning_rate * g`` give the loss ``L(w_c)`` and
+    the gradient ``g_c``. Records the loss range ``max - min`` of ``L`` over
+    ``w`` itself and the four ``w_c`` (``L(w)`` is included, so a step that
+    only lowers the loss still shows how far it fell), the gradient change
+    ``max_c ||g_c - g||`` (the paper's gradient predictiveness: small when the
+    gradient at ``w`` still predicts the gradient a step away), the effective
+    smoothness ``max_c ||g_c - g|| / ||w_c - w||`` (the paper's "effective
+    beta-smoothness", ``||w_c - w||`` measured on the float32 weights as
+    assigned; NaN where the gradient is zero and no step is taken), and
+    ``L(w)`` and ``||g||`` themselves.
+
+``ics`` and ``landscape`` compute the loss as the training step does (softmax
+cross-entropy of the model in training mode: BN normalizes with the probe
+batch's own statistics; dropout and the noise of noisy BN draw from the seed
+state the next training step will start from, the same draw at every weight
+the probe evaluates, since each evaluation starts from the saved variables).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-PROBE_KINDS = {"activation_input": ("conv1", "conv2", "dense1", "dense2", "dense3")}
+# each kind and the layers it can take (a kind without layers takes no argument)
+PROBE_KINDS = {"activation_input": ("conv1", "conv2", "dense1", "dense2", "dense3"),
+               "ics": ("conv2", "dense1", "dense2", "dense3"),
+               "landscape": ()}
 # the layers each model has a nonlinearity after
 MODEL_LAYERS = {"article_cnn": ("conv1", "conv2", "dense1"),
                 "sigmoid_mlp": ("dense1", "dense2", "dense3")}
+# the layers of each model with a trainable layer before them (whose update
+# can shift the layer's gradient)
+ICS_LAYERS = {"article_cnn": ("conv2", "dense1"), "sigmoid_mlp": ("dense2", "dense3")}
+KIND_LAYERS = {"activation_input": MODEL_LAYERS, "ics": ICS_LAYERS}
 PERCENTILES = (15, 50, 85)
 PROBE_BATCH = 1000  # the first test images (or all of a smaller test subset)
+# ics and landscape: the first training images of the protocol's training
+# subset, fixed for the whole run (the book's minibatch size)
+TRAIN_PROBE_BATCH = 128
+STEP_MULTIPLES = (0.5, 1.0, 2.0, 4.0)  # landscape: steps of c x learning rate
 
 
 def check_probe(config, spec: str) -> None:
     """Raise :class:`bnlib.config.ConfigError` unless ``spec`` names a probe."""
     from .config import ConfigError
 
-    kind, _, argument = str(spec).partition(":")
+    kind, colon, argument = str(spec).partition(":")
     if kind not in PROBE_KINDS:
-        forms = ", ".join(f"{k}:<{'|'.join(v)}>" for k, v in PROBE_KINDS.items())
+        forms = ", ".join(f"{k}:<{'|'.join(v)}>" if v else k
+                          for k, v in PROBE_KINDS.items())
         raise ConfigError(f"{config.name}: unknown probe {spec!r}; kinds: {forms}")
-    layers = MODEL_LAYERS.get(config.model, PROBE_KINDS[kind])
+    if not PROBE_KINDS[kind]:
+        if colon:
+            raise ConfigError(f"{config.name}: probe {kind} takes no argument (it "
+                              f"measures over every trainable variable); write "
+                              f"{kind!r}, got {spec!r}")
+        return
+    layers = KIND_LAYERS[kind].get(config.model, PROBE_KINDS[kind])
     if argument not in layers:
         raise ConfigError(f"{config.name}: probe {kind} of model {config.model} "
                           f"takes one of {', '.join(layers)}, got {argument!r}")
@@ -95,11 +154,168 @@ class ActivationInputProbe:
         return [float(v) for v in (*unit, *pooled, *medians)]
 
 
-def make_probes(config, model, x_test: np.ndarray) -> dict:
-    """``{spec: probe}`` for the run's probes (empty when it has none)."""
+def training_loss(model, images, labels):
+    """The mean softmax cross-entropy of the model in training mode, as
+    :class:`bnlib.training.Trainer`'s step computes it (uint8 images)."""
+    import tensorflow as tf
+
+    logits = tf.cast(model(tf.cast(images, tf.float32), training=True), tf.float32)
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=logits))
+
+
+def loss_and_gradients(model, images, labels, variables):
+    """The training-mode loss and its gradients with respect to ``variables``."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = training_loss(model, images, labels)
+    return loss, tape.gradient(loss, variables)
+
+
+def training_batch(images: np.ndarray, labels: np.ndarray):
+    """The probe batch: the first :data:`TRAIN_PROBE_BATCH` training images
+    and their labels, as constants (fixed for the whole run)."""
+    import tensorflow as tf
+
+    return (tf.constant(images[:TRAIN_PROBE_BATCH]),
+            tf.constant(np.asarray(labels[:TRAIN_PROBE_BATCH]).astype(np.int32)))
+
+
+def save_variables(variables) -> list:
+    """The values of ``variables`` now (in a ``tf.function``: read before any
+    later assignment, which TensorFlow orders after the read)."""
+    import tensorflow as tf
+
+    return [tf.identity(variable.value) for variable in variables]
+
+
+def assign_variables(variables, values) -> None:
+    """Give each variable its value (saved, or moved)."""
+    for variable, value in zip(variables, values):
+        variable.assign(value)
+
+
+def _norm(tensors):
+    """The l2 norm of several tensors taken as one vector."""
+    import tensorflow as tf
+
+    return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(t)) for t in tensors]))
+
+
+class InternalCovariateShiftProbe:
+    """``[||G - G'||, cos(G, G'), ||G||]`` of one layer's kernel gradient when
+    the earlier layers take one plain gradient step (see the module doc)."""
+
+    def __init__(self, model, layer_name: str, images: np.ndarray,
+                 labels: np.ndarray, learning_rate: float):
+        import tensorflow as tf
+
+        self.columns = ["step", "ics_l2", "ics_cosine", "grad_norm"]
+        layer = model.get_layer(layer_name)
+        position = model.layers.index(layer)
+        earlier = [variable for before in model.layers[:position]
+                   for variable in before.trainable_variables]
+        if not earlier:
+            raise ValueError(f"probe ics:{layer_name}: no trainable layer comes "
+                             f"before {layer_name}, so nothing can shift its "
+                             f"gradient; probe a later layer")
+        kernel = layer.kernel
+        variables = model.variables
+        images, labels = training_batch(images, labels)
+        rate = tf.constant(learning_rate, tf.float32)
+
+        @tf.function(autograph=False)
+        def shift():
+            saved = save_variables(variables)
+            start = save_variables(earlier)
+            _, (gradient, *steps) = loss_and_gradients(model, images, labels,
+                                                       [kernel] + earlier)
+            assign_variables(variables, saved)  # moving averages, seed states
+            assign_variables(earlier, [w - rate * step
+                                       for w, step in zip(start, steps)])
+            _, (shifted,) = loss_and_gradients(model, images, labels, [kernel])
+            assign_variables(variables, saved)
+            norm, shifted_norm = _norm([gradient]), _norm([shifted])
+            cosine = tf.reduce_sum(gradient * shifted) / (norm * shifted_norm)
+            return _norm([gradient - shifted]), cosine, norm
+
+        self._shift = shift
+
+    def __call__(self) -> list[float]:
+        return [float(value) for value in self._shift()]
+
+
+class LossLandscapeProbe:
+    """``[loss range, gradient change, effective smoothness, loss, ||g||]``
+    along the gradient of every trainable variable (see the module doc)."""
+
+    def __init__(self, model, images: np.ndarray, labels: np.ndarray,
+                 learning_rate: float):
+        import tensorflow as tf
+
+        self.columns = ["step", "loss_range", "grad_change", "effective_smoothness",
+                        "loss", "grad_norm"]
+        trainable = model.trainable_variables
+        variables = model.variables
+        images, labels = training_batch(images, labels)
+        rate = tf.constant(learning_rate, tf.float32)
+
+        @tf.function(autograph=False)
+        def along_gradient():
+            saved = save_variables(variables)
+            start = save_variables(trainable)
+            loss, gradient = loss_and_gradients(model, images, labels, trainable)
+            losses, changes, lengths = [loss], [], []
+            for multiple in STEP_MULTIPLES:
+                assign_variables(variables, saved)  # moving averages, seed states
+                moved = [w - multiple * rate * g for w, g in zip(start, gradient)]
+                assign_variables(trainable, moved)
+                lengths.append(_norm([w - w0 for w, w0 in zip(moved, start)]))
+                loss_c, gradient_c = loss_and_gradients(model, images, labels,
+                                                        trainable)
+                losses.append(loss_c)
+                changes.append(_norm([g_c - g for g_c, g in zip(gradient_c,
+                                                                gradient)]))
+            assign_variables(variables, saved)
+            return tf.stack(losses), tf.stack(changes), tf.stack(lengths), \
+                _norm(gradient)
+
+        self._along_gradient = along_gradient
+
+    def __call__(self) -> list[float]:
+        losses, changes, lengths, grad_norm = (
+            np.asarray(value, dtype=np.float64) for value in self._along_gradient())
+        with np.errstate(divide="ignore", invalid="ignore"):
+            smoothness = np.where(lengths > 0, changes / lengths, np.nan)
+        return [float(losses.max() - losses.min()), float(changes.max()),
+                float(np.max(smoothness)), float(losses[0]), float(grad_norm)]
+
+
+def make_probes(config, model, x_test: np.ndarray, x_train: np.ndarray | None = None,
+                y_train: np.ndarray | None = None) -> dict:
+    """``{spec: probe}`` for the run's probes (empty when it has none).
+
+    ``x_test`` feeds ``activation_input``; ``ics`` and ``landscape`` take their
+    fixed batch from the protocol's training subset ``x_train`` / ``y_train``
+    and their step from ``config.learning_rate``.
+    """
     probes = {}
     for spec in config.probes:
         kind, _, argument = spec.partition(":")
         if kind == "activation_input":
             probes[spec] = ActivationInputProbe(model, argument, x_test)
+            continue
+        if x_train is None or y_train is None:
+            raise ValueError(f"{config.name}: probe {spec} measures on training "
+                             f"images; pass x_train and y_train to make_probes")
+        if kind == "ics":
+            probes[spec] = InternalCovariateShiftProbe(
+                model, argument, x_train, y_train, config.learning_rate)
+        elif kind == "landscape":
+            probes[spec] = LossLandscapeProbe(model, x_train, y_train,
+                                              config.learning_rate)
+        else:
+            raise NotImplementedError(f"no probe for kind {kind!r} "
+                                      f"(bnlib.probes.check_probe accepts it)")
     return probes

@@ -313,7 +313,7 @@ class Trainer(EpochLoop):
         self.x_test = x_test
         self.y_test = y_test.astype(np.int32)
         self.eval_batch = options.eval_batch
-        self.probes = make_probes(config, model, x_test)
+        self.probes = make_probes(config, model, x_test, x_train, y_train)
         trainable = model.trainable_variables
         fused = options.adam_kernel == "fused"
         if fused and not isinstance(self.optimizer, keras.optimizers.Adam):
@@ -427,7 +427,9 @@ def norm_layer_factory(config: RunConfig, bn_kernel: str | Callable = "fused",
     layer with a statistics-batch size, ``"layer"`` / ``"group"`` /
     ``"renorm"`` are Keras' ``LayerNormalization``, ``GroupNormalization`` and
     ``BatchNormalization(renorm=True)``; ``"noisy"`` is
-    :class:`bnlib.layers.NoisyBatchNorm`, its noise seeded from ``seed``.
+    :class:`bnlib.layers.NoisyBatchNorm` and ``"noise"`` its noise without the
+    BN (:class:`bnlib.layers.NoiseOnly`), each layer's noise seeded from
+    ``seed`` and the layer's name.
     """
     import keras
 
@@ -462,9 +464,12 @@ def norm_layer_factory(config: RunConfig, bn_kernel: str | Callable = "fused",
             return keras.layers.BatchNormalization(
                 momentum=momentum, epsilon=epsilon, renorm=True, name=name,
                 dtype=dtype)
-        if kind == "noisy":  # each layer its own noise stream, from (seed, name)
+        if kind in ("noisy", "noise"):
+            # each layer its own noise stream, from (seed, layer name)
             layer_seed = (None if seed is None else
                           (seed * 7919 + zlib.crc32(name.encode())) % 2**31)
+            if kind == "noise":
+                return layers.NoiseOnly(seed=layer_seed, name=name, dtype=dtype)
             return layers.NoisyBatchNorm(momentum, epsilon, seed=layer_seed,
                                          name=name, dtype=dtype)
         raise NotImplementedError(f"no layer for norm kind {kind!r}")

@@ -1,0 +1,275 @@
+"""Chapter 07's machinery: Santurkar et al. (2018) as probes and a grid.
+
+The internal-covariate-shift and loss-landscape probes, the noise of noisy BN
+without the BN (norm kind ``noise``), and the ``santurkar`` grid. Synthetic
+data, tiny protocols: plumbing and arithmetic, not results.
+"""
+
+import numpy as np
+import pytest
+
+from bnlib import config as C
+from bnlib import runner as R
+from bnlib import training as T
+from bnlib.config import RunConfig
+from bnlib.data import synthetic_cifar10
+from bnlib.probes import (STEP_MULTIPLES, TRAIN_PROBE_BATCH,
+                          InternalCovariateShiftProbe, LossLandscapeProbe)
+
+TINY = C.get_profile("smoke", epochs=2, steps_per_epoch=3, eval_every=2,
+                     train_size=640, test_size=200)
+GRID = C.get_grid("santurkar")
+PROBES = ("ics:conv2", "ics:dense1", "landscape")
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return synthetic_cifar10(num_train=640, num_test=200)
+
+
+def model_values(model) -> list[np.ndarray]:
+    return [variable.numpy().copy() for variable in model.variables]
+
+
+def assert_same_values(first, second):
+    assert len(first) == len(second)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+
+
+# ----------------------------------------------------------------- the grid
+def test_the_santurkar_grid_validates_and_lists_four_arms():
+    assert (GRID.chapter, GRID.profile) == ("07", "book")
+    assert [r.name for r in GRID.runs] == ["sgd-none", "sgd-bn", "sgd-noisy",
+                                           "sgd-noise"]
+    assert [(r.norm_conv, r.norm_dense) for r in GRID.runs] == [
+        ("none", "none"), ("batch", "batch"), ("noisy", "noisy"), ("noise", "noise")]
+    for run in GRID.runs:
+        C.validate_config(run, C.get_profile(GRID.profile))
+        assert (run.optimizer, run.momentum, run.learning_rate) == (
+            "sgd", 0.9, C.SANTURKAR_LEARNING_RATE)
+        assert (run.input_scaling, run.dropout) == ("standardize", 0.0)
+    assert [r.probes for r in GRID.runs] == [PROBES, PROBES, (), ()]
+    assert GRID.runs[3].label.startswith("BN noise only conv+dense, standardized")
+    assert GRID.results_dir(C.get_profile("book")).as_posix() == "results/santurkar"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"probes": ("ics:conv1",)}, "probe ics of model article_cnn takes one of "
+                                 "conv2, dense1, got 'conv1'"),
+    ({"probes": ("ics",)}, "probe ics of model article_cnn takes one of"),
+    ({"probes": ("landscape:all",)}, "probe landscape takes no argument"),
+    ({"probes": ("curvature",)}, "kinds: activation_input:<.*>, ics:<.*>, landscape"),
+    ({"model": "sigmoid_mlp", "probes": ("ics:dense1",)},
+     "model sigmoid_mlp takes one of dense2, dense3"),
+    ({"norm_conv": "noise", "bn_position": "before_relu"},
+     "bn_position 'before_relu' drops the layer's bias"),
+])
+def test_contradictory_probes_and_noise_are_refused(changes, message):
+    with pytest.raises(C.ConfigError, match=message) as refused:
+        RunConfig("x").replace(**changes)
+    assert refused.value.field in ("probes", "bn_position")
+
+
+def test_the_new_probes_and_norm_kind_are_accepted():
+    RunConfig("x", probes=PROBES)
+    RunConfig("x", model="sigmoid_mlp", probes=("ics:dense2", "ics:dense3",
+                                               "landscape"))
+    assert RunConfig("x", norm_dense="noise").label == "BN noise only dense"
+    assert RunConfig("x", norm_conv="noise", norm_dense="batch").label == (
+        "BN noise only conv / BN dense")
+
+
+# ----------------------------------------------------------------- trajectory
+def train_in_memory(config, protocol, data):
+    """The runner's loop (probes called at every evaluation): the curve, the
+    probe rows, the trainer and the final values of every model variable."""
+    trainer, _ = T.prepare(config, 0, protocol, data)
+    curve, rows = [], {}
+    for epoch in range(protocol.epochs):
+        curve += trainer.train_epoch(0, epoch, probe_rows=rows)[0]
+    return curve, rows, trainer, model_values(trainer.model)
+
+
+@pytest.mark.parametrize("plain", [
+    GRID.run("sgd-bn").replace(probes=()),
+    # noisy BN's noise and dropout's mask come from seed states the probes
+    # advance while they run, and must put back
+    GRID.run("sgd-noisy").replace(name="noisy-d2", dropout=0.2),
+], ids=lambda c: c.name)
+def test_the_probes_do_not_change_the_trajectory(synthetic, plain):
+    """Same run with and without the probes: bit-identical curves and final
+    variables (weights, moving averages, seed states)."""
+    curve, rows, _, values = train_in_memory(plain, TINY, synthetic)
+    probed = plain.replace(probes=PROBES)
+    probed_curve, probed_rows, trainer, probed_values = train_in_memory(
+        probed, TINY, synthetic)
+    assert probed_curve == curve and rows == {}
+    assert_same_values(probed_values, values)
+    steps = [point[0] for point in curve]
+    assert steps == [2, 4, 6]  # mid-epoch (2, 4) and at the end of the run
+    for name in PROBES:
+        table = np.array(probed_rows[name])
+        assert table.shape == (len(steps), len(trainer.probes[name].columns))
+        assert table[:, 0].tolist() == steps
+        assert np.isfinite(table).all()
+    ics = np.array(probed_rows["ics:dense1"])[:, 1:]
+    assert (ics[:, 0] >= 0).all() and (np.abs(ics[:, 1]) <= 1 + 1e-6).all()
+    assert (np.array(probed_rows["landscape"])[:, 1:] >= 0).all()
+
+
+def test_the_runner_records_the_probe_series(tmp_path, synthetic):
+    config = GRID.run("sgd-none")
+    assert config.probes == PROBES
+    result = R.run_one(config, 0, TINY, synthetic, results_dir=tmp_path)
+    assert result["status"] == "complete"
+    assert result["probe_columns"] == {
+        "ics:conv2": ["step", "ics_l2", "ics_cosine", "grad_norm"],
+        "ics:dense1": ["step", "ics_l2", "ics_cosine", "grad_norm"],
+        "landscape": ["step", "loss_range", "grad_change", "effective_smoothness",
+                      "loss", "grad_norm"]}
+    for name in PROBES:
+        assert [row[0] for row in result["probes"][name]] == [
+            point[0] for point in result["curve"]]
+    saved = R.load_result(R.result_path(tmp_path, config, 0))
+    assert saved["probes"] == result["probes"]
+
+
+# ----------------------------------------------------------------- ICS
+@pytest.mark.parametrize("name, layer", [("sgd-none", "conv2"),
+                                         ("sgd-bn", "dense1")])
+def test_ics_vanishes_with_the_step_and_grows_with_it(synthetic, name, layer):
+    """A step too small to move the earlier layers leaves the gradient as it
+    was (||G - G'|| ~ 0, cosine ~ 1); a large one shifts it."""
+    trainer, _ = T.prepare(GRID.run(name), 0, TINY, synthetic)
+    model = trainer.model
+    x_train, y_train, _, _ = T.subset(synthetic, TINY)
+    before = model_values(model)
+    tiny = InternalCovariateShiftProbe(model, layer, x_train, y_train, 1e-12)()
+    large = InternalCovariateShiftProbe(model, layer, x_train, y_train, 0.1)()
+    assert_same_values(model_values(model), before)
+    (l2, cosine, norm), (l2_large, cosine_large, norm_large) = tiny, large
+    assert norm > 0 and norm_large == norm  # G is taken at the same weights
+    assert l2 <= 1e-5 * norm and cosine == pytest.approx(1.0, abs=1e-6)
+    assert l2_large > 1e-3 * norm and cosine_large < 1 - 1e-6
+
+
+def test_an_ics_probe_needs_an_earlier_trainable_layer(synthetic):
+    trainer, _ = T.prepare(GRID.run("sgd-none"), 0, TINY, synthetic)
+    with pytest.raises(ValueError, match="no trainable layer comes before conv1"):
+        InternalCovariateShiftProbe(trainer.model, "conv1", synthetic.x_train,
+                                    synthetic.y_train, 0.01)
+
+
+# ----------------------------------------------------------------- landscape
+def test_the_landscape_of_a_linear_softmax_worked_out_by_hand(synthetic):
+    """On images/255 -> dense 10 the loss and gradient have a closed form:
+    the probe's loss range, gradient change and effective smoothness match
+    NumPy's in float64."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(shape=(32, 32, 3), name="image")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+    rate = 0.05
+    row = LossLandscapeProbe(model, synthetic.x_train, synthetic.y_train, rate)()
+
+    images = synthetic.x_train[:TRAIN_PROBE_BATCH].reshape(TRAIN_PROBE_BATCH, -1)
+    images = images.astype(np.float64) / 255
+    onehot = np.eye(10)[synthetic.y_train[:TRAIN_PROBE_BATCH]]
+    kernel, bias = (v.numpy().astype(np.float64) for v in model.trainable_variables)
+
+    def loss_and_gradient(kernel, bias):
+        logits = images @ kernel + bias
+        logits -= logits.max(axis=1, keepdims=True)
+        log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        p = np.exp(log_p)
+        loss = -np.mean(np.sum(onehot * log_p, axis=1))
+        error = (p - onehot) / len(images)
+        return loss, (images.T @ error, error.sum(axis=0))
+
+    loss, gradient = loss_and_gradient(kernel, bias)
+    losses, changes, ratios = [loss], [], []
+    for c in STEP_MULTIPLES:
+        moved = [w - c * rate * g for w, g in zip((kernel, bias), gradient)]
+        loss_c, gradient_c = loss_and_gradient(*moved)
+        change = np.sqrt(sum(np.sum((a - b) ** 2)
+                             for a, b in zip(gradient_c, gradient)))
+        length = np.sqrt(sum(np.sum((a - b) ** 2)
+                             for a, b in zip(moved, (kernel, bias))))
+        losses.append(loss_c)
+        changes.append(change)
+        ratios.append(change / length)
+    grad_norm = np.sqrt(sum(np.sum(g ** 2) for g in gradient))
+    expected = [max(losses) - min(losses), max(changes), max(ratios), loss, grad_norm]
+    np.testing.assert_allclose(row, expected, rtol=1e-4)
+    assert max(losses) > min(losses) and max(changes) > 0  # a real step was taken
+
+
+# ----------------------------------------------------------------- noise only
+def test_noise_only_is_the_identity_at_inference_and_the_papers_noise_in_training():
+    """In training: per step and channel mu ~ U(-0.5, 0.5), sigma ~ U(1, 1.25),
+    per example and position m ~ U(mu -+ 0.1), s ~ N(sigma, 0.1), on the input
+    as it comes (not normalized); at inference: the input itself."""
+    import tensorflow as tf
+
+    from bnlib.layers import NoiseOnly
+
+    layer = NoiseOnly(seed=3)
+    data = tf.constant(np.random.default_rng(0).normal(3, 2, (64, 8, 8, 16)),
+                       tf.float32)
+    np.testing.assert_array_equal(layer(data, training=False).numpy(), data.numpy())
+    assert layer.trainable_variables == []
+    x = np.concatenate([np.zeros((2000, 4, 4, 16)), np.ones((2000, 4, 4, 16))])
+    out = layer(tf.constant(x, tf.float32), training=True).numpy()
+    m = out[:2000].reshape(-1, 16)              # zeros in: s * 0 + m
+    scaled = out[2000:].reshape(-1, 16)         # ones in: s + m
+    mu = m.mean(axis=0)
+    assert np.all(np.abs(mu) <= 0.5 + 0.01) and mu.std() > 0.1
+    assert np.all(np.abs(m - mu).max(axis=0) <= 0.1 + 0.01)
+    sigma = scaled.mean(axis=0) - mu
+    assert np.all((sigma > 1 - 0.02) & (sigma < 1.25 + 0.02)) and sigma.std() > 0.02
+    np.testing.assert_allclose((scaled - m.mean(axis=0)).std(axis=0),
+                               np.sqrt(0.1 ** 2 + 0.2 ** 2 / 12), rtol=0.1)
+    # not normalized: a shifted input comes out shifted by about sigma x shift
+    shifted = layer(tf.constant(x[2000:] + 10, tf.float32), training=True).numpy()
+    assert np.all(shifted.reshape(-1, 16).mean(axis=0) > 10)
+
+
+def test_a_noise_only_network_is_the_plain_network_at_inference(synthetic):
+    """The ``noise`` layers add no weights and draw nothing at build: the same
+    seed gives the no-norm network's weights, and its inference outputs; each
+    layer has its own noise stream, seeded as noisy BN's."""
+    from bnlib.layers import NoiseOnly, NoisyBatchNorm
+
+    plain = T.build_run_model(GRID.run("sgd-none"), 4,
+                              input_statistics={"mean": [0.0] * 3,
+                                                "std": [1.0] * 3})
+    noise = T.build_run_model(GRID.run("sgd-noise"), 4,
+                              input_statistics={"mean": [0.0] * 3,
+                                                "std": [1.0] * 3})
+    noisy = T.build_run_model(GRID.run("sgd-noisy"), 4,
+                              input_statistics={"mean": [0.0] * 3,
+                                                "std": [1.0] * 3})
+    assert noise.count_params() == plain.count_params()
+    images = synthetic.x_test[:32].astype(np.float32)
+    np.testing.assert_array_equal(noise(images, training=False).numpy(),
+                                  plain(images, training=False).numpy())
+    assert not np.array_equal(noise(images, training=True).numpy(),
+                              plain(images, training=True).numpy())
+    layers = [layer for layer in noise.layers if isinstance(layer, NoiseOnly)]
+    twins = {layer.name: layer.seed for layer in noisy.layers
+             if isinstance(layer, NoisyBatchNorm)}
+    assert [layer.name for layer in layers] == ["bn_conv1", "bn_conv2", "bn_dense1"]
+    assert {layer.name: layer.seed for layer in layers} == twins
+    assert len(set(twins.values())) == 3
+
+
+def test_a_noise_only_run_trains(tmp_path, synthetic):
+    result = R.run_one(GRID.run("sgd-noise"), 0, TINY, synthetic,
+                       results_dir=tmp_path)
+    assert result["status"] == "complete"
+    assert result["label"].startswith("BN noise only conv+dense")
+    assert np.isfinite([point[2] for point in result["curve"]]).all()
