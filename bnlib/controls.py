@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from . import plots
 from .config import Protocol, get_grid
+from .runner import chapter_results_dir, results_if_any
 
 GRIDS = ("article", "standardized", "inputs", "budget")
 
@@ -58,23 +59,12 @@ QUESTIONS = (
 def results_folders(protocol: Protocol, root) -> dict[str, Path]:
     """Where each grid's results are under ``protocol`` (the budget grid keeps
     its own 40-epoch profile under the book profile)."""
-    from .config import get_profile
-
-    folders = {}
-    for name in GRIDS:
-        grid = get_grid(name)
-        own = (get_profile(grid.profile) if protocol.profile == "book"
-               else protocol)
-        folders[name] = grid.results_dir(own, root)
-    return folders
+    return {name: chapter_results_dir(name, protocol, root) for name in GRIDS}
 
 
 def load_control_results(folders: dict[str, Path]) -> dict[str, list[dict]]:
     """Finished results of each grid (an empty list where none exist yet)."""
-    from .runner import load_results
-
-    return {name: (load_results(folder) if Path(folder).is_dir() else [])
-            for name, folder in folders.items()}
+    return {name: results_if_any(folder) for name, folder in folders.items()}
 
 
 def runs_of(results: dict[str, list[dict]], grid: str, name: str) -> list[dict]:
@@ -134,8 +124,6 @@ def answers_table(rows: list[dict]):
 
 
 # --------------------------------------------------------------------------- figures
-PALETTE = ("#303030", "#08519c", "#a63603", "#006d2c", "#6a51a3", "#b8860b")
-
 FIGURES = {
     # name: (title, [(label, grid, run name), ...])
     "no_bn_inputs": ("Without BN: how the input is scaled", [
@@ -165,34 +153,11 @@ def control_figure(results: dict[str, list[dict]], name: str, y_limits=plots.Y_L
     """One of :data:`FIGURES`: mean test accuracy per run over its seeds, the
     seeds' range shaded, epochs below and training steps on top. None while
     none of its runs has a finished result."""
-    import matplotlib.pyplot as plt
-
     title, series = FIGURES[name]
-    if not any(runs_of(results, grid, run_name) for _, grid, run_name in series):
-        return None
-    fig, ax = plt.subplots(figsize=plots.FIGURE_SIZE, dpi=plots.FIGURE_DPI,
-                           layout="constrained")
-    entries = []
-    last_step = per_epoch = None
-    for position, (label, grid, run_name) in enumerate(series):
-        runs = runs_of(results, grid, run_name)
-        if not runs:
-            continue
-        steps, mean, low, high = plots.seed_band(runs)
-        per_epoch = plots.steps_per_epoch(runs)
-        color = PALETTE[position % len(PALETTE)]
-        marker = plots.MARKERS[position % len(plots.MARKERS)]
-        (line,) = ax.plot(steps / per_epoch, mean, "-", color=color, lw=2.0,
-                          marker=marker, markersize=4.5, zorder=3)
-        ax.fill_between(steps / per_epoch, low, high, color=color, alpha=0.15, lw=0)
-        entries.append((line, f"{label} (n={len(runs)})"))
-        last_step = max(last_step or 0, steps[-1])
-    plots.finish_accuracy_axes(ax, per_epoch, last_step, y_limits)
     tag = plots.data_tag([r for runs in results.values() for r in runs])
-    ax.set_title(title + tag, fontsize=11)
-    fig.legend(*zip(*entries), loc="outside lower center", ncol=2,
-               fontsize=plots.LEGEND_FONTSIZE, frameon=False)
-    return fig
+    return plots.series_figure(
+        [(label, runs_of(results, grid, run_name)) for label, grid, run_name in series],
+        title + tag, y_limits)
 
 
 # --------------------------------------------------------------------------- budget
@@ -273,7 +238,7 @@ def budget_figure(results: dict[str, list[dict]], y_limits=plots.Y_LIMITS):
     for position, name in enumerate(BUDGET_RUNS):
         runs = runs_of(results, "budget", name)
         run_id = get_grid("article").run_id(get_grid("article").run(name))
-        color = PALETTE[position % len(PALETTE)]
+        color = plots.PALETTE[position % len(plots.PALETTE)]
         marker = plots.MARKERS[position % len(plots.MARKERS)]
         if not runs:
             continue

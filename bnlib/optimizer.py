@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import math
 import statistics
-from pathlib import Path
 
 import numpy as np
 
 from . import plots
-from .config import Protocol, get_grid, get_profile
 
 FIGURE1_PROBE = "activation_input:dense3"
 CNN_PROBE = "activation_input:dense1"
@@ -25,23 +23,6 @@ ARMS = {"none": "no BN", "batch": "BN"}
 ARM_COLORS = {"none": "#303030", "batch": "#08519c"}
 PERCENTILE_STYLES = (("p15", "15th", "v"), ("p50", "50th (median)", "o"),
                      ("p85", "85th", "^"))
-
-
-def results_dir(grid_name: str, protocol: Protocol, root="results") -> Path:
-    """Where a grid's results are: under the book profile each chapter-06 grid
-    keeps its own profile (``figure1``, ``short``); under another profile
-    (smoke) ``results/<profile>/<grid>``."""
-    grid = get_grid(grid_name)
-    own = get_profile(grid.profile) if protocol.profile == "book" else protocol
-    return grid.results_dir(own, root)
-
-
-def load(folder) -> list[dict]:
-    """Every result in a grid's folder, finished or diverged (an empty list
-    while the folder does not exist)."""
-    from .runner import load_results
-
-    return load_results(folder) if Path(folder).is_dir() else []
 
 
 def _arm(result: dict) -> str:
@@ -135,7 +116,7 @@ def drift_verdicts(results: list[dict], which: str = "unit") -> dict:
 
 
 def figure1(results: list[dict], probe: str = FIGURE1_PROBE, which: str = "unit",
-            title: str = "Figure 1"):
+            title: str = "Figure 1", what: str = "the sigmoid's input"):
     """The paper's Figure 1 from our runs: (a) test accuracy over steps, mean
     and seed range per network; (b, c) the 15th, 50th and 85th percentiles of
     the probed sigmoid input over steps, without and with BN (mean over seeds,
@@ -159,6 +140,9 @@ def figure1(results: list[dict], probe: str = FIGURE1_PROBE, which: str = "unit"
         axes[0].fill_between(steps / per_epoch, low, high, color=color, alpha=0.15, lw=0)
         entries.append((line, f"{ARMS[arm]} (n={len(runs)})"))
     plots.finish_accuracy_axes(axes[0], per_epoch, steps[-1], y_limits=None)
+    batch = finished[0]["protocol"]["batch_size"]
+    epoch_label = f"epoch ({per_epoch:,.0f} steps of {batch} images)"
+    axes[0].set_xlabel(epoch_label)
     axes[0].set_title("(a) test accuracy", fontsize=10)
     axes[0].legend(*zip(*entries), fontsize=8, loc="lower right")
     limits = []
@@ -173,8 +157,8 @@ def figure1(results: list[dict], probe: str = FIGURE1_PROBE, which: str = "unit"
                     markevery=max(1, length // 20), label=label)
             ax.fill_between(steps / per_epoch, values.min(axis=0), values.max(axis=0),
                             color=ARM_COLORS[arm], alpha=0.15, lw=0)
-        ax.set_title(f"({letter}) {ARMS[arm]}: the sigmoid's input", fontsize=10)
-        ax.set_xlabel("epoch" if per_epoch != 1000 else "epoch (1,000 steps of 60)")
+        ax.set_title(f"({letter}) {ARMS[arm]}: {what}", fontsize=10)
+        ax.set_xlabel(epoch_label)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=9)
         ax.legend(title="percentile", fontsize=8, title_fontsize=8)
@@ -228,6 +212,11 @@ def usable_range(rows: list[dict], arm: str, fraction: float = 0.9) -> tuple | N
     good = [row["learning_rate"] for row in rows if row["arm"] == arm
             and row["accuracy"] is not None and row["accuracy"] >= fraction * best["accuracy"]]
     return min(good), max(good)
+
+
+def pair_at_rate(results: list[dict], rate: float) -> list[dict]:
+    """The map's runs (no BN and BN) at one learning rate."""
+    return [r for r in results if r["config"]["learning_rate"] == rate]
 
 
 def rate_table(rows: list[dict]):
@@ -295,38 +284,27 @@ def step_loss_ratios(model, images, labels, eval_images, eval_labels,
     """
     import tensorflow as tf
 
-    def tensors(x, y):
-        return (tf.convert_to_tensor(x, tf.float32),
-                tf.convert_to_tensor(np.asarray(y).reshape(-1), tf.int32))
+    from .probes import (assign_variables, loss_and_gradients, save_variables,
+                         training_loss)
 
-    images, labels = tensors(images, labels)
-    eval_images, eval_labels = tensors(eval_images, eval_labels)
-    saved = [v.numpy() for v in model.variables]
+    labels = tf.constant(np.asarray(labels).reshape(-1).astype(np.int32))
+    eval_labels = tf.constant(np.asarray(eval_labels).reshape(-1).astype(np.int32))
+    saved = save_variables(model.variables)
     trainable = model.trainable_variables
-    start = [v.numpy() for v in trainable]
-
-    def loss(x, y):
-        logits = tf.cast(model(x, training=True), tf.float32)
-        return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=y, logits=logits))
-
+    start = save_variables(trainable)
     try:
-        with tf.GradientTape() as tape:
-            batch_loss = loss(images, labels)
-        grads = [g.numpy() for g in tape.gradient(batch_loss, trainable)]
-        for variable, value in zip(model.variables, saved):
-            variable.assign(value)  # undo the moving-average update
-        base = float(loss(eval_images, eval_labels))
+        _, grads = loss_and_gradients(model, images, labels, trainable)
+        assign_variables(model.variables, saved)  # undo the moving-average update
+        base = float(training_loss(model, eval_images, eval_labels))
         ratios = []
         for eta in step_sizes:
-            for variable, w, g in zip(trainable, start, grads):
-                variable.assign(w - eta * g)
-            value = float(loss(eval_images, eval_labels))
+            assign_variables(trainable, [w - eta * g for w, g in zip(start, grads)])
+            value = float(training_loss(model, eval_images, eval_labels))
             ratios.append(value / base if math.isfinite(value) else math.inf)
     finally:
-        for variable, value in zip(model.variables, saved):
-            variable.assign(value)
-    norm = math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads))
+        assign_variables(model.variables, saved)
+    norm = math.sqrt(sum(float(tf.reduce_sum(tf.square(tf.cast(g, tf.float64))))
+                         for g in grads))
     return {"loss": base, "gradient_norm": norm,
             "step_sizes": [float(eta) for eta in step_sizes], "ratios": ratios}
 

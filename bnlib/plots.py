@@ -146,6 +146,46 @@ def finish_accuracy_axes(ax, per_epoch: float | None, last_step: float | None,
         top.tick_params(labelsize=8)
 
 
+PALETTE = ("#303030", "#08519c", "#a63603", "#006d2c", "#6a51a3", "#b8860b")
+
+
+def series_figure(series: list[tuple[str, list[dict]]], title: str,
+                  y_limits=Y_LIMITS, column: int = 4, y_label: str | None = None):
+    """Curves of several runs on one axis: per ``(label, finished seeds)`` the
+    mean of curve column ``column`` (4: test accuracy, 3: training accuracy)
+    over the seeds, their range shaded, epochs below and training steps on
+    top; a legend below. None while no series has a finished run."""
+    import matplotlib.pyplot as plt
+
+    if not any(runs for _, runs in series):
+        return None
+    fig, ax = plt.subplots(figsize=FIGURE_SIZE, dpi=FIGURE_DPI, layout="constrained")
+    entries = []
+    last_step = per_epoch = None
+    for position, (label, runs) in enumerate(series):
+        if not runs:
+            continue
+        length = min(len(r["curve"]) for r in runs)
+        values = np.array([[p[column] for p in r["curve"][:length]] for r in runs])
+        steps = np.array([p[0] for p in runs[0]["curve"][:length]])
+        per_epoch = steps_per_epoch(runs)
+        color = PALETTE[position % len(PALETTE)]
+        marker = MARKERS[position % len(MARKERS)]
+        (line,) = ax.plot(steps / per_epoch, values.mean(axis=0), "-", color=color,
+                          lw=2.0, marker=marker, markersize=4.5, zorder=3)
+        ax.fill_between(steps / per_epoch, values.min(axis=0), values.max(axis=0),
+                        color=color, alpha=0.15, lw=0)
+        entries.append((line, f"{label} (n={len(runs)})"))
+        last_step = max(last_step or 0, steps[-1])
+    finish_accuracy_axes(ax, per_epoch, last_step, y_limits)
+    if y_label:
+        ax.set_ylabel(y_label)
+    ax.set_title(title, fontsize=11)
+    fig.legend(*zip(*entries), loc="outside lower center", ncol=2,
+               fontsize=LEGEND_FONTSIZE, frameon=False)
+    return fig
+
+
 def best_run_id(results: list[dict]) -> int:
     """The run id with the highest mean last-N test accuracy over its seeds."""
     rows = summary_rows(results)

@@ -24,7 +24,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .config import (Grid, Protocol, RunConfig, check_data, get_grid,
+from .config import (Grid, Protocol, RunConfig, check_data, get_grid, get_profile,
                      validate_config, validate_training)
 from .training import (Progress, RunnerOptions, configure_threads,
                        environment_record, new_record, prepare, train_epochs)
@@ -101,6 +101,22 @@ def load_results(results_dir: str | os.PathLike, *, complete_only: bool = True
         results = [r for r in results if r["status"] in FINISHED]
     return sorted(results, key=lambda r: (-1 if r["run_id"] is None else r["run_id"],
                                           r["name"], r["seed"]))
+
+
+def chapter_results_dir(grid_name: str, protocol: Protocol,
+                        root: str | os.PathLike = "results") -> Path:
+    """Where a chapter reads a grid's results: under the ``book`` profile each
+    grid's own profile's folder (``results/figure1``, ``results/budget``, ...),
+    under any other (``smoke``) ``results/<profile>/<grid>``."""
+    grid = get_grid(grid_name)
+    own = get_profile(grid.profile) if protocol.profile == "book" else protocol
+    return grid.results_dir(own, root)
+
+
+def results_if_any(results_dir: str | os.PathLike) -> list[dict]:
+    """:func:`load_results` of a folder, or an empty list while the folder
+    does not exist (a grid not trained yet)."""
+    return load_results(results_dir) if Path(results_dir).is_dir() else []
 
 
 def same_data(first: dict, second: dict) -> bool:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bnlib import config as C
+from bnlib import plots, santurkar
 from bnlib import runner as R
 from bnlib import training as T
 from bnlib.config import RunConfig
@@ -273,3 +274,43 @@ def test_a_noise_only_run_trains(tmp_path, synthetic):
     assert result["status"] == "complete"
     assert result["label"].startswith("BN noise only conv+dense")
     assert np.isfinite([point[2] for point in result["curve"]]).all()
+
+
+# ----------------------------------------------------------------- chapter 07's reading
+def _fake_arm(name, seed, accuracy, ics_l2=None, landscape=None):
+    """A finished result of one arm: 10 evaluations of 195 steps; the probes,
+    where given, constant over training."""
+    curve = [[195 * i, i / 2, 1.0, 0.5, accuracy] for i in range(1, 11)]
+    result = {"name": name, "seed": seed, "status": "complete", "curve": curve,
+              "data": {"kind": "folder"}, "probes": {}, "probe_columns": {}}
+    if ics_l2 is not None:
+        for probe in santurkar.ICS_PROBES:
+            result["probe_columns"][probe] = ["step", "ics_l2", "ics_cosine", "grad_norm"]
+            result["probes"][probe] = [[p[0], ics_l2, 0.9, 2.0] for p in curve]
+    if landscape is not None:
+        result["probe_columns"]["landscape"] = [
+            "step", "loss_range", "grad_change", "effective_smoothness", "loss", "grad_norm"]
+        result["probes"]["landscape"] = [[p[0], landscape, 2 * landscape, 3 * landscape,
+                                          2.0, 1.0] for p in curve]
+    return result
+
+
+def test_chapter_07_verdicts_from_hand_made_results():
+    results = []
+    for seed in range(2):
+        results += [_fake_arm("sgd-none", seed, 0.60 + seed / 100, 0.2 + 0.04 * seed, 1.0),
+                    _fake_arm("sgd-bn", seed, 0.70 + seed / 100, 0.4 + 0.04 * seed, 0.3),
+                    _fake_arm("sgd-noisy", seed, 0.695 + seed / 50),
+                    _fake_arm("sgd-noise", seed, 0.5)]
+    found = santurkar.verdicts(results)
+    assert found["noisy_vs_bn"]["verdict"] == plots.WITHIN_SPREAD
+    assert found["noisy_vs_none"]["verdict"] == plots.CLEAR
+    # BN shifts more here (0.2 vs 0.1 of the gradient): "other way round"
+    assert found["ics_dense1"]["verdict"] == plots.CLEAR_OTHER_WAY
+    assert found["ics_dense1"]["bn"] == pytest.approx([0.2, 0.22])
+    for column in santurkar.LANDSCAPE_COLUMNS:
+        assert found[column]["verdict"] == plots.CLEAR
+    text = santurkar.findings_markdown(results)
+    assert "averaged over training: no BN 0.11, BN 0.21" in text  # l2 / norm
+    assert "loss range along the gradient: no BN 1, BN 0.3" in text
+    assert santurkar.findings_markdown(results[:2]).startswith("**PRELIMINARY")

@@ -1,0 +1,182 @@
+"""Chapter 07, is it internal covariate shift? Santurkar et al. (2018) on the
+book's CNN, read from the ``santurkar`` grid's result files.
+
+The grid (see :mod:`bnlib.config`) trains four arms with SGD and momentum:
+no BN, BN, noisy BN (random shifts and scales after every BN layer) and the
+same noise without BN. The no-BN and BN arms carry the ``ics`` probes (how
+much a layer's gradient changes when the layers before it take their step)
+and the ``landscape`` probe (how the loss and its gradient change along the
+gradient); see :mod:`bnlib.probes`.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import numpy as np
+
+from . import plots
+
+ARMS = {"sgd-none": "no BN", "sgd-bn": "BN", "sgd-noisy": "noisy BN",
+        "sgd-noise": "BN's noise, no BN"}
+ICS_PROBES = ("ics:conv2", "ics:dense1")
+LANDSCAPE_PROBE = "landscape"
+LANDSCAPE_COLUMNS = {"loss_range": "loss range along the gradient",
+                     "grad_change": "gradient change ‖∇L(w_c) − ∇L(w)‖",
+                     "effective_smoothness": "effective β-smoothness"}
+EARLY_EPOCHS = 3  # the landscape is compared over the first epochs, as the paper
+
+
+def runs_by_arm(results: list[dict]) -> dict[str, list[dict]]:
+    """The finished seeds of each arm (an arm without any: an empty list)."""
+    return {name: [r for r in results if r["name"] == name and r["status"] == "complete"]
+            for name in ARMS}
+
+
+def accuracy_figure(results: list[dict], column: int = 4, y_limits=None):
+    """Test (``column=4``) or training (3) accuracy of the four arms."""
+    arms = runs_by_arm(results)
+    what = "test" if column == 4 else "training"
+    return plots.series_figure([(label, arms[name]) for name, label in ARMS.items()],
+                               f"Noisy BN: {what} accuracy" + plots.data_tag(results),
+                               y_limits, column=column, y_label=f"{what} accuracy")
+
+
+def probe_values(result: dict, probe: str, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and one column of a probe's rows."""
+    columns = result["probe_columns"][probe]
+    rows = np.array(result["probes"][probe], dtype=float)
+    return rows[:, 0], rows[:, columns.index(column)]
+
+
+def seed_mean(runs: list[dict], probe: str, column: str, last_epoch: float | None = None
+              ) -> list[float]:
+    """Per seed, the mean of a probe column over its evaluations (up to
+    ``last_epoch`` if given; NaNs skipped)."""
+    values = []
+    for run in runs:
+        steps, column_values = probe_values(run, probe, column)
+        per_epoch = plots.steps_per_epoch([run])
+        keep = np.isfinite(column_values)
+        if last_epoch is not None:
+            keep &= steps / per_epoch <= last_epoch
+        values.append(float(column_values[keep].mean()))
+    return values
+
+
+def relative_ics(run: dict, probe: str) -> tuple[np.ndarray, np.ndarray]:
+    """``||G - G'|| / ||G||`` over steps: the shift in units of the gradient."""
+    steps, l2 = probe_values(run, probe, "ics_l2")
+    _, norm = probe_values(run, probe, "grad_norm")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return steps, l2 / norm
+
+
+def probe_figure(results: list[dict], panels: list[tuple[str, str, str]], title: str,
+                 last_epoch: float | None = None, log_scale: bool = False):
+    """One panel per ``(probe, column, y label)``: no BN and BN over steps
+    (mean over seeds, range shaded). ``column="relative_ics"`` plots
+    :func:`relative_ics`. None while either arm has no finished run."""
+    import matplotlib.pyplot as plt
+
+    arms = runs_by_arm(results)
+    pair = {name: arms[name] for name in ("sgd-none", "sgd-bn")}
+    if not all(pair.values()):
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.8),
+                             dpi=plots.FIGURE_DPI, layout="constrained", squeeze=False)
+    for ax, (probe, column, label) in zip(axes[0], panels):
+        for position, (name, runs) in enumerate(pair.items()):
+            series = [relative_ics(r, probe) if column == "relative_ics"
+                      else probe_values(r, probe, column) for r in runs]
+            length = min(len(s[0]) for s in series)
+            steps = series[0][0][:length]
+            values = np.array([s[1][:length] for s in series])
+            per_epoch = plots.steps_per_epoch(runs)
+            keep = steps / per_epoch <= (last_epoch or np.inf)
+            color = plots.PALETTE[position]
+            ax.plot(steps[keep] / per_epoch, values.mean(axis=0)[keep], "-", color=color,
+                    marker=plots.MARKERS[position], markersize=4, lw=1.8,
+                    label=f"{ARMS[name]} (n={len(runs)})")
+            ax.fill_between(steps[keep] / per_epoch, values.min(axis=0)[keep],
+                            values.max(axis=0)[keep], color=color, alpha=0.15, lw=0)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        if log_scale:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=9)
+        ax.legend(fontsize=8)
+    fig.suptitle(title + plots.data_tag(results), fontsize=11)
+    return fig
+
+
+def verdicts(results: list[dict]) -> dict[str, dict]:
+    """The book's rule on each of the paper's three claims.
+
+    ``noisy_vs_bn``: noisy BN's test accuracy against BN's (the paper: about
+    the same); ``noisy_vs_none``: noisy BN against no BN (the paper: noisy BN
+    still far ahead); ``ics_<layer>``: no BN's mean relative ICS against BN's
+    (lower is less shift; the paper: BN does not reduce it); ``<landscape
+    column>``: no BN's mean over the first :data:`EARLY_EPOCHS` epochs against
+    BN's (lower is smoother; the paper: BN's is lower).
+    """
+    arms = runs_by_arm(results)
+    found = {"noisy_vs_bn": plots.compare_runs(arms["sgd-noisy"], arms["sgd-bn"]),
+             "noisy_vs_none": plots.compare_runs(arms["sgd-noisy"], arms["sgd-none"])}
+    for probe in ICS_PROBES:
+        layer = probe.split(":")[1]
+        means = {}
+        for name in ("sgd-none", "sgd-bn"):
+            means[name] = [float(np.nanmean(relative_ics(r, probe)[1])) for r in arms[name]]
+        # "ahead" = less shift: compare negated values, BN first
+        found[f"ics_{layer}"] = {
+            **plots.compare_values([-v for v in means["sgd-bn"]],
+                                   [-v for v in means["sgd-none"]]),
+            "bn": means["sgd-bn"], "none": means["sgd-none"]}
+    for column in LANDSCAPE_COLUMNS:
+        means = {name: seed_mean(arms[name], LANDSCAPE_PROBE, column, EARLY_EPOCHS)
+                 if arms[name] else [] for name in ("sgd-none", "sgd-bn")}
+        found[column] = {
+            **plots.compare_values([-v for v in means["sgd-bn"]],
+                                   [-v for v in means["sgd-none"]]),
+            "bn": means["sgd-bn"], "none": means["sgd-none"]}
+    return found
+
+
+def _mean(values) -> str:
+    return f"{statistics.fmean(values):.3g}" if values else "–"
+
+
+def findings_markdown(results: list[dict]) -> str:
+    """The verdicts in words (what is not trained yet says so)."""
+    arms = runs_by_arm(results)
+    missing = [ARMS[name] for name, runs in arms.items() if not runs]
+    if missing:
+        return (f"**PRELIMINARY:** the `santurkar` grid has no finished run of "
+                f"{', '.join(missing)} yet; the findings are written from its files "
+                f"once every arm has one.")
+    found = verdicts(results)
+    accuracy = {name: statistics.fmean(plots.last_n_means(runs))
+                for name, runs in arms.items()}
+    lines = [
+        f"- **Noisy BN.** Test accuracy (last five evaluations): noisy BN "
+        f"{accuracy['sgd-noisy']:.3f}, BN {accuracy['sgd-bn']:.3f}, no BN "
+        f"{accuracy['sgd-none']:.3f}, the noise without BN "
+        f"{accuracy['sgd-noise']:.3f}. Noisy BN vs BN: "
+        f"{found['noisy_vs_bn']['verdict']}; noisy BN vs no BN: "
+        f"{found['noisy_vs_none']['verdict']}."]
+    for probe in ICS_PROBES:
+        layer = probe.split(":")[1]
+        row = found[f"ics_{layer}"]
+        lines.append(
+            f"- **ICS at {layer}.** ‖G − G′‖ / ‖G‖ averaged over training: no BN "
+            f"{_mean(row['none'])}, BN {_mean(row['bn'])}; BN shifts less: "
+            f"{row['verdict']}.")
+    parts = []
+    for column, label in LANDSCAPE_COLUMNS.items():
+        row = found[column]
+        parts.append(f"{label}: no BN {_mean(row['none'])}, BN {_mean(row['bn'])} "
+                     f"(BN smoother: {row['verdict']})")
+    lines.append(f"- **Landscape, first {EARLY_EPOCHS} epochs.** " + "; ".join(parts) + ".")
+    return "\n".join(lines)
