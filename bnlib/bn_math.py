@@ -140,6 +140,27 @@ def population_stats(batches):
     return mean, variance
 
 
+# --------------------------------------------------------------------- small batches
+def ghost_batch_norm(H, g, delta=DELTA):
+    """Ghost Batch Normalization before ``gamma``, ``beta``: each consecutive
+    group of ``g`` rows of ``H`` is normalized with its own column statistics
+    (:func:`normalize` on each group), as ``bnlib.layers.ManualBatchNorm(
+    ghost_size=g)`` does in training. ``g = m`` is plain BN.
+
+    With ``g = 2`` a column's two values ``a``, ``b`` become
+    ``+-(a - b) / 2 / sqrt((a - b)**2 / 4 + delta)``: ``+1`` and ``-1`` up to
+    ``delta``, whatever ``a`` and ``b`` were. The layer after a dense BN with
+    statistics over two examples sees only which of the two is larger, unit by
+    unit; how far apart they were is lost (chapter 08).
+    """
+    H = np.asarray(H)
+    if g < 1 or len(H) % g:
+        raise ValueError(f"g ({g}) must divide the rows of H ({len(H)}): every "
+                         f"ghost group has g examples")
+    groups = H.reshape(-1, g, *H.shape[1:])
+    return np.concatenate([normalize(group, delta) for group in groups])
+
+
 # ----------------------------------------------------- the normalizations after BN
 def layer_norm(H, gamma=1.0, beta=0.0, delta=DELTA):
     """Layer Normalization: each ROW of ``H`` (one example) is normalized with

@@ -86,7 +86,13 @@ class RunConfig:
     :data:`INPUT_SCALINGS` (``raw`` 0-255 as the article, ``unit`` x/255,
     ``standardize`` per-channel mean/std of the training split, ``bn_input`` a
     BN layer on the raw image). ``ghost_size`` is the statistics-batch size of
-    ghost BN; ``groups`` the group count of GroupNorm. ``momentum`` is SGD's
+    ghost BN (needed) and of Batch Renormalization (optional: without it
+    ``renorm`` is Keras' layer over the whole batch); ``groups`` the group
+    count of GroupNorm. ``renorm_rmax`` / ``renorm_dmax`` clip Batch
+    Renormalization's corrections ``r`` to [1/rmax, rmax] and ``d`` to
+    [-dmax, dmax] (None: unclipped, Keras' default, under which the corrections
+    cancel the batch statistics and training normalizes with the moving
+    averages). ``momentum`` is SGD's
     (0 = plain SGD). ``probes`` name extra series recorded at each evaluation
     (see :mod:`bnlib.probes`).
     """
@@ -107,6 +113,8 @@ class RunConfig:
     adam_epsilon: float = 1e-8
     bn_momentum: float = 0.99
     bn_epsilon: float = 1e-3
+    renorm_rmax: float | None = None
+    renorm_dmax: float | None = None
     precision: str = "float32"
     model: str = "article_cnn"
     probes: tuple[str, ...] = ()
@@ -236,8 +244,17 @@ def validate_config(config: RunConfig, protocol: "Protocol | None" = None
                           f"layer's bias, which norm kind 'noise' (no "
                           f"normalization) does not replace; use 'after_relu'"
                           f"{_flag('bn_position')}", "bn_position")
-    _sized(config, "ghost_size", "ghost" in kinds, "ghost")
+    _sized(config, "ghost_size", "ghost" in kinds, "ghost",
+           allowed="renorm" in kinds)
     _sized(config, "groups", "group" in kinds, "group")
+    for field, low in (("renorm_rmax", 1.0), ("renorm_dmax", 0.0)):
+        value = getattr(config, field)
+        if value is None:
+            continue
+        if "renorm" not in kinds:
+            raise ConfigError(f"{config.name}: {field} is set but no layer uses "
+                              f"norm kind 'renorm'", field)
+        _number(config, field, low, 1e6)
     if config.ghost_size is not None and config.ghost_size < 2:
         raise ConfigError(f"{config.name}: ghost_size must be at least 2 (one "
                           f"example has no variance), got {config.ghost_size}",
@@ -254,13 +271,21 @@ def validate_config(config: RunConfig, protocol: "Protocol | None" = None
         try:
             check_probe(config, probe)
         except ConfigError as err:
-            err.field = "probes"
+            err.field = err.field or "probes"
             raise
     if protocol is not None and config.ghost_size is not None:
         if protocol.batch_size % config.ghost_size:
             raise ConfigError(f"{config.name}: ghost_size {config.ghost_size} does "
                               f"not divide the batch size {protocol.batch_size}"
                               f"{_flag('batch_size')}", "ghost_size")
+    if protocol is not None and "batch_stats_eval" in config.probes:
+        test_images = protocol.test_size or SPLIT_SIZES["test_size"]
+        if test_images < protocol.batch_size:
+            raise ConfigError(f"{config.name}: probe batch_stats_eval evaluates the "
+                              f"test images in batches of {protocol.batch_size}; "
+                              f"test_size must be at least the batch size, got "
+                              f"{test_images}{_flag('test_size', 'batch_size')}",
+                              "test_size")
     return config
 
 
@@ -283,13 +308,17 @@ def _check_mlp(config: RunConfig) -> None:
                           f"'before_relu' (before the nonlinearity)", "bn_position")
 
 
-def _sized(config: RunConfig, field: str, needed: bool, kind: str) -> None:
+def _sized(config: RunConfig, field: str, needed: bool, kind: str,
+           allowed: bool = False) -> None:
+    """``field`` is set where norm ``kind`` is used (``needed``), may be set
+    where ``allowed`` (another kind that takes it), and is unset otherwise."""
     value = getattr(config, field)
     if needed and value is None:
         raise ConfigError(f"{config.name}: norm kind '{kind}' needs {field}", field)
-    if not needed and value is not None:
+    if not (needed or allowed) and value is not None:
+        users = f"'{kind}'" + (" or 'renorm'" if field == "ghost_size" else "")
         raise ConfigError(f"{config.name}: {field} is set but no layer uses "
-                          f"norm kind '{kind}'", field)
+                          f"norm kind {users}", field)
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                               or value < 1):
         raise ConfigError(f"{config.name}: {field} must be a positive integer, "
@@ -422,6 +451,40 @@ def santurkar_runs() -> tuple[RunConfig, ...]:
         for norm, tag in SANTURKAR_NORMS.items())
 
 
+# chapter 08: small batches. The gradient batch stays 128; BN's statistics come
+# from ghost groups of g examples (Wu & He 2018, Group Normalization; Ioffe
+# 2017, Batch Renormalization)
+GHOST_SIZES = (128, 32, 8, 4, 2)
+RENORM_GHOST_SIZES = (128, 4, 2)
+SMALLBATCH_GROUPS = 8  # GroupNorm's groups on the convolutions (32 and 64 channels)
+# Batch Renormalization's clipping: the values Ioffe (2017) ramps up to (r from
+# 1 to 3, d from 0 to 5 over training); held fixed here, without the ramp
+RENORM_RMAX, RENORM_DMAX = 3.0, 5.0
+
+
+def smallbatch_runs() -> tuple[RunConfig, ...]:
+    """Normalization on the convolutions and the dense layer (dropout 0,
+    standardized inputs, Adam 1e-3): ghost BN at each of :data:`GHOST_SIZES`,
+    LayerNorm on both, GroupNorm on the convolutions with LayerNorm on the
+    dense layer, Batch Renormalization at each of :data:`RENORM_GHOST_SIZES`
+    with r clipped to [1/3, 3] and d to [-5, 5].
+    Every run with batch statistics also records its test accuracy with test
+    batch statistics (probe ``batch_stats_eval``)."""
+    probe = ("batch_stats_eval",)
+    ghost = [RunConfig(f"ghost-g{g}", norm_conv="ghost", norm_dense="ghost",
+                       ghost_size=g, input_scaling="standardize", probes=probe)
+             for g in GHOST_SIZES]
+    renorm = [RunConfig(f"renorm-g{g}", norm_conv="renorm", norm_dense="renorm",
+                        ghost_size=g, renorm_rmax=RENORM_RMAX, renorm_dmax=RENORM_DMAX,
+                        input_scaling="standardize", probes=probe)
+              for g in RENORM_GHOST_SIZES]
+    layer = RunConfig("layernorm", norm_conv="layer", norm_dense="layer",
+                      input_scaling="standardize")
+    group = RunConfig("groupnorm", norm_conv="group", norm_dense="layer",
+                      groups=SMALLBATCH_GROUPS, input_scaling="standardize")
+    return (*ghost, layer, group, *renorm)
+
+
 def _grids() -> dict[str, Grid]:
     article = article_runs()
     grids = [
@@ -451,6 +514,10 @@ def _grids() -> dict[str, Grid]:
              "noise without BN; internal covariate shift and loss landscape "
              "probed; SGD with momentum 0.9, standardized inputs", "07",
              santurkar_runs()),
+        Grid("smallbatch", "Small batches: ghost BN at g = 128 to 2, LayerNorm, "
+             "GroupNorm, Batch Renormalization at g = 128, 4, 2; conv+dense, "
+             "standardized inputs, Adam 1e-3", "08", smallbatch_runs(),
+             profile="medium"),
         Grid("bf16", "Configs 0, 3, 11 in mixed bfloat16", "speed",
              tuple(article[i].replace(name=article[i].name + "-bf16",
                                       precision="mixed_bfloat16")
@@ -507,6 +574,8 @@ PROFILES: dict[str, Protocol] = {
     # is 1,000 steps, 1.2 passes over the training split), 3 seeds.
     "figure1": Protocol("figure1", epochs=50, eval_every=500, steps_per_epoch=1000,
                         batch_size=60, seeds=3),
+    # Chapter 08's small batches: 10 epochs, 2 seeds.
+    "medium": Protocol("medium", epochs=10, eval_every=195, seeds=2),
     # The book's longer budget (chapter 05's control): 40 epochs, one seed.
     "long": Protocol("long", epochs=40, eval_every=195, seeds=1),
     # The article's original protocol (for GPU owners): 400 epochs, eval every 50.

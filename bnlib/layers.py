@@ -13,6 +13,11 @@ faster on a CPU; the dense (2-D) case keeps the ``tf.nn`` path. The fused kernel
 returns the Bessel-corrected batch variance ``m/(m-1) * var``; the layer turns it
 back into the plain variance so its moving averages match Keras' layer.
 
+With ``ghost_size`` each group of that many consecutive examples is normalized
+with its own statistics ("ghost BN", chapter 08); with ``renorm=True`` the layer
+is Batch Renormalization (Ioffe 2017), per ghost group when ``ghost_size`` is
+set, which Keras' own ``BatchNormalization(renorm=True)`` cannot do.
+
 Santurkar et al.'s (2018) random shift and rescaling (:class:`SanturkarNoise`)
 comes after BN in :class:`NoisyBatchNorm` ("noisy BN") and alone, on the
 unnormalized output, in :class:`NoiseOnly` (their "noise without BN" control).
@@ -26,12 +31,58 @@ import tensorflow as tf
 from .models import BN_EPSILON, BN_MOMENTUM
 
 
+RENORM_CLIPPING_KEYS = ("rmax", "rmin", "dmax")  # as Keras' renorm_clipping
+RENORM_MOMENTUM = 0.99  # Keras' default renorm_momentum
+
+
 class ManualBatchNorm(keras.layers.Layer):
-    """Batch Normalization over all axes but the last, with moving averages."""
+    """Batch Normalization over all axes but the last, with moving averages.
+
+    ``ghost_size``: in training, each group of ``ghost_size`` consecutive
+    examples is normalized with its own mean and variance (ghost BN; the batch
+    must be a multiple of it); the moving averages take the mean of the
+    groups' statistics. Inference is unchanged.
+
+    ``renorm=True``: Batch Renormalization (Ioffe 2017, Algorithm 1), computed
+    as Keras 3's ``BatchNormalization(renorm=True)`` computes it, with the same
+    arguments and defaults (``renorm_clipping`` a dict of optional ``"rmax"``,
+    ``"rmin"``, ``"dmax"``, missing ones meaning no bound; ``renorm_momentum``
+    0.99). In training a group ``B`` (the whole batch, or each ghost group) with
+    mean ``mu_B`` and ``sigma_B = sqrt(var_B + epsilon)`` is normalized as BN
+    does and then corrected towards the moving statistics ``mu``, ``sigma``:
+
+        x_hat = (x - mu_B) / sigma_B * r + d,   r = sigma_B / sigma,
+        d = (mu_B - mu) / sigma,   out = gamma * x_hat + beta,
+
+    ``r`` clipped to ``[rmin, rmax]``, ``d`` to ``[-dmax, dmax]``, both held
+    constant by the gradient (``stop_gradient``). Unclipped, the training
+    output is the moving-statistics normalization (what inference computes),
+    while the gradient still flows through the group's ``mu_B`` and
+    ``sigma_B`` as in BN. Each ghost group gets its own ``r`` and ``d``, from
+    its own ``mu_B``, ``sigma_B`` against the same ``mu``, ``sigma``.
+
+    Moving statistics, as Keras keeps them: ``renorm_mean`` /
+    ``renorm_stddev`` (momentum ``renorm_momentum``) give ``r`` and ``d``
+    (``sigma`` floored at ``sqrt(epsilon)``); ``moving_mean`` /
+    ``moving_stddev`` (momentum ``momentum``) are for inference, and
+    ``moving_variance = max(moving_stddev**2 - epsilon, 0)`` so that
+    inference divides by ``moving_stddev``. Each is updated after ``r`` and
+    ``d`` are taken, with the batch's ``mu_B`` and ``sigma_B`` (with ghost
+    groups: their mean over the groups).
+
+    Where this differs from the paper: the clipping is fixed for the whole
+    run, as Keras' (default: none), where the paper ramps ``rmax`` from 1 to 3
+    and ``dmax`` from 0 to 5 over training (pure BN at first, its moving
+    averages not yet meaningful); and the paper keeps one pair ``mu``,
+    ``sigma`` for both uses, which the two pairs above are whenever
+    ``renorm_momentum == momentum`` (the defaults: 0.99 and 0.99).
+    """
 
     def __init__(self, momentum: float = BN_MOMENTUM, epsilon: float = BN_EPSILON,
                  fused: bool = False, update_moving_averages: bool = True,
-                 ghost_size: int | None = None, **kwargs):
+                 ghost_size: int | None = None, renorm: bool = False,
+                 renorm_clipping: dict | None = None,
+                 renorm_momentum: float = RENORM_MOMENTUM, **kwargs):
         super().__init__(**kwargs)
         self.momentum = momentum
         self.epsilon = epsilon
@@ -40,6 +91,15 @@ class ManualBatchNorm(keras.layers.Layer):
         self.update_moving_averages = update_moving_averages
         # ghost BN: statistics over groups of ghost_size examples (chapter 08)
         self.ghost_size = ghost_size
+        # Batch Renormalization (chapter 08), Keras' arguments
+        self.renorm = renorm
+        self.renorm_clipping = dict(renorm_clipping or {})
+        unknown = set(self.renorm_clipping) - set(RENORM_CLIPPING_KEYS)
+        if unknown:
+            raise ValueError(f"renorm_clipping takes the keys "
+                             f"{', '.join(RENORM_CLIPPING_KEYS)} (as Keras), got "
+                             f"{sorted(unknown)}")
+        self.renorm_momentum = renorm_momentum
 
     def build(self, input_shape):
         channels = (int(input_shape[-1]),)
@@ -51,16 +111,23 @@ class ManualBatchNorm(keras.layers.Layer):
                                            name="moving_mean", **weight)
         self.moving_variance = self.add_weight(initializer="ones", trainable=False,
                                                name="moving_variance", **weight)
+        if self.renorm:  # Keras' three, in Keras' order (sqrt(1) = 1 for the stds)
+            for name, initializer in (("moving_stddev", "ones"),
+                                      ("renorm_mean", "zeros"),
+                                      ("renorm_stddev", "ones")):
+                setattr(self, name, self.add_weight(
+                    initializer=initializer, trainable=False, name=name, **weight))
 
     def call(self, inputs, training=False):
         # as Keras: a frozen layer (trainable=False) always runs in inference mode
         training = bool(training) and self.trainable
-        if self.fused and len(inputs.shape) == 4 and not self.ghost_size:
+        if (self.fused and len(inputs.shape) == 4 and not self.ghost_size
+                and not self.renorm):
             return self._call_fused(inputs, training)
         # statistics and normalization in float32, as Keras' layer does
         x = tf.cast(inputs, tf.float32)
-        if training and self.ghost_size:
-            return tf.cast(self._call_ghost(x), inputs.dtype)
+        if training and (self.ghost_size or self.renorm):
+            return tf.cast(self._call_grouped(x), inputs.dtype)
         if training:
             axes = list(range(len(x.shape) - 1))
             mean, variance = tf.nn.moments(x, axes=axes)
@@ -72,19 +139,49 @@ class ManualBatchNorm(keras.layers.Layer):
                                             variance_epsilon=self.epsilon)
         return tf.cast(outputs, inputs.dtype)
 
-    def _call_ghost(self, x):
-        """Each group of ``ghost_size`` consecutive examples is normalized with
-        its own statistics; the moving averages take their mean over groups."""
+    def _call_grouped(self, x):
+        """Each group of ``ghost_size`` consecutive examples (the whole batch
+        without ``ghost_size``) is normalized with its own statistics, and with
+        ``renorm`` corrected by its own ``r``, ``d``; the moving averages take
+        the mean of the groups' statistics."""
         shape = tf.shape(x)
-        grouped = tf.reshape(x, tf.concat([[-1, self.ghost_size], shape[1:]], 0))
+        size = self.ghost_size or shape[0]
+        grouped = tf.reshape(x, tf.concat([[-1, size], shape[1:]], 0))
         axes = list(range(1, len(x.shape)))  # within a group: examples (and H, W)
         mean, variance = tf.nn.moments(grouped, axes=axes, keepdims=True)
-        self._update(tf.reshape(tf.reduce_mean(mean, axis=0), [-1]),
-                     tf.reshape(tf.reduce_mean(variance, axis=0), [-1]))
+
+        def over_groups(statistic):
+            return tf.reshape(tf.reduce_mean(statistic, axis=0), [-1])
+
+        scale, offset = self.gamma, self.beta
+        if self.renorm:
+            stddev = tf.sqrt(variance + self.epsilon)
+            r, d = self._renorm_correction(mean, stddev)
+            # gamma * (x_hat * r + d) + beta = x_hat * (gamma r) + (gamma d + beta)
+            scale, offset = self.gamma * r, self.gamma * d + self.beta
+            self._update_renorm(over_groups(mean), over_groups(stddev))
+        else:
+            self._update(over_groups(mean), over_groups(variance))
         outputs = tf.nn.batch_normalization(grouped, mean, variance,
-                                            offset=self.beta, scale=self.gamma,
+                                            offset=offset, scale=scale,
                                             variance_epsilon=self.epsilon)
         return tf.reshape(outputs, shape)
+
+    def _renorm_correction(self, mean, stddev):
+        """``r`` and ``d`` of each group against the renorm moving statistics
+        (before this step's update), clipped, without gradient."""
+        # as Keras: sigma floored at sqrt(epsilon) early in training
+        moving_stddev = tf.maximum(self.renorm_stddev, self.epsilon ** 0.5)
+        r = stddev / moving_stddev
+        d = (mean - self.renorm_mean) / moving_stddev
+        clipping = self.renorm_clipping
+        if clipping.get("rmin") is not None:
+            r = tf.maximum(r, clipping["rmin"])
+        if clipping.get("rmax") is not None:
+            r = tf.minimum(r, clipping["rmax"])
+        if clipping.get("dmax") is not None:
+            d = tf.clip_by_value(d, -clipping["dmax"], clipping["dmax"])
+        return tf.stop_gradient(r), tf.stop_gradient(d)
 
     def _call_fused(self, inputs, training):
         if not training:
@@ -109,11 +206,29 @@ class ManualBatchNorm(keras.layers.Layer):
         self.moving_variance.assign(keep * self.moving_variance
                                     + (1.0 - keep) * variance)
 
+    def _update_renorm(self, mean, stddev):
+        """Keras' renorm updates: the renorm pair with ``renorm_momentum``, the
+        inference pair with ``momentum``, the variance from the inference std."""
+        if not self.update_moving_averages:
+            return
+        keep = self.renorm_momentum
+        self.renorm_mean.assign(keep * self.renorm_mean + (1.0 - keep) * mean)
+        self.renorm_stddev.assign(keep * self.renorm_stddev + (1.0 - keep) * stddev)
+        keep = self.momentum
+        self.moving_mean.assign(keep * self.moving_mean + (1.0 - keep) * mean)
+        moving_stddev = keep * self.moving_stddev + (1.0 - keep) * stddev
+        self.moving_stddev.assign(moving_stddev)
+        # ReLU: rounding must not make the variance negative
+        self.moving_variance.assign(tf.nn.relu(moving_stddev * moving_stddev
+                                               - self.epsilon))
+
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum,
                 "epsilon": self.epsilon, "fused": self.fused,
                 "update_moving_averages": self.update_moving_averages,
-                "ghost_size": self.ghost_size}
+                "ghost_size": self.ghost_size, "renorm": self.renorm,
+                "renorm_clipping": dict(self.renorm_clipping),
+                "renorm_momentum": self.renorm_momentum}
 
 
 def fused_batch_norm(name: str, momentum: float = BN_MOMENTUM,

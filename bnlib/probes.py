@@ -11,8 +11,9 @@ moving averages, the seed state of dropout and of noisy BN) exactly as it found
 it (a test trains the same run with and without a probe and compares the curves
 bit for bit). ``activation_input`` reads the model in inference mode on a fixed
 batch of test images and changes nothing; ``ics`` and ``landscape`` evaluate the
-training loss at moved weights on a fixed batch of training images, then
-assign every model variable its saved value back.
+training loss at moved weights on a fixed batch of training images, and
+``batch_stats_eval`` runs the model in training mode on test batches; each then
+assigns every model variable its saved value back.
 
 Kinds:
 
@@ -58,6 +59,30 @@ Kinds:
     assigned; NaN where the gradient is zero and no step is taken), and
     ``L(w)`` and ``||g||`` themselves.
 
+``batch_stats_eval``
+    Test accuracy with every batch-statistics normalization (BN, ghost BN,
+    Batch Renormalization, noisy BN, BN on the input) normalizing with the
+    statistics of the test batch instead of its moving averages: the network
+    run in training mode, as the training step computes it, on the test images
+    in consecutive batches of the run's batch size (128 in the book), each
+    normalized over ghost groups of the run's ``ghost_size`` (the whole batch
+    without one). No argument; dropout must be 0 (in training mode it would
+    drop units). Against the usual test accuracy it separates what
+    small-batch statistics cost the learned function from what the mismatch
+    between training (batch statistics) and inference (moving averages) costs
+    (chapter 08). The ghost size divides the batch (validated), so
+    lcm(batch, ghost size) is the batch itself: the probe uses the first
+    ``floor(N / batch) * batch`` of the run's ``N`` test images in their stored
+    order (of CIFAR-10's 10,000 with batches of 128: the first 9,984) and drops
+    the rest. Every batch starts from the run's saved variables. Batch
+    Renormalization is evaluated as it trains: the test group's statistics
+    corrected by ``r``, ``d`` against the run's moving statistics (unclipped,
+    as the runner's renorm layers are, that is the moving-statistics
+    normalization itself: with ``bn_momentum`` equal to the renorm momentum,
+    0.99, this accuracy differs from the usual one only by the images used and
+    rounding); noisy BN adds its noise as in training, each batch the draw
+    the next training step would make. Records ``test_acc_batch_stats``.
+
 ``ics`` and ``landscape`` compute the loss as the training step does (softmax
 cross-entropy of the model in training mode: BN normalizes with the probe
 batch's own statistics; dropout and the noise of noisy BN draw from the seed
@@ -72,7 +97,13 @@ import numpy as np
 # each kind and the layers it can take (a kind without layers takes no argument)
 PROBE_KINDS = {"activation_input": ("conv1", "conv2", "dense1", "dense2", "dense3"),
                "ics": ("conv2", "dense1", "dense2", "dense3"),
-               "landscape": ()}
+               "landscape": (), "batch_stats_eval": ()}
+# why each kind without layers takes no argument
+WHOLE_MODEL = {"landscape": "it measures over every trainable variable",
+               "batch_stats_eval": "it evaluates the whole network"}
+# the norm kinds that normalize with batch statistics in training
+# (bnlib.config.NORM_KINDS); input_scaling "bn_input" is BN too
+BATCH_STATISTICS_KINDS = ("batch", "ghost", "renorm", "noisy")
 # the layers each model has a nonlinearity after
 MODEL_LAYERS = {"article_cnn": ("conv1", "conv2", "dense1"),
                 "sigmoid_mlp": ("dense1", "dense2", "dense3")}
@@ -99,14 +130,43 @@ def check_probe(config, spec: str) -> None:
         raise ConfigError(f"{config.name}: unknown probe {spec!r}; kinds: {forms}")
     if not PROBE_KINDS[kind]:
         if colon:
-            raise ConfigError(f"{config.name}: probe {kind} takes no argument (it "
-                              f"measures over every trainable variable); write "
-                              f"{kind!r}, got {spec!r}")
+            raise ConfigError(f"{config.name}: probe {kind} takes no argument "
+                              f"({WHOLE_MODEL[kind]}); write {kind!r}, got {spec!r}")
+        if kind == "batch_stats_eval":
+            _check_batch_stats_eval(config)
         return
     layers = KIND_LAYERS[kind].get(config.model, PROBE_KINDS[kind])
     if argument not in layers:
         raise ConfigError(f"{config.name}: probe {kind} of model {config.model} "
                           f"takes one of {', '.join(layers)}, got {argument!r}")
+
+
+def uses_batch_statistics(config) -> bool:
+    """Some layer of the run normalizes with batch statistics in training."""
+    return (config.norm_conv in BATCH_STATISTICS_KINDS
+            or config.norm_dense in BATCH_STATISTICS_KINDS
+            or config.input_scaling == "bn_input")
+
+
+def _check_batch_stats_eval(config) -> None:
+    """``batch_stats_eval`` needs a batch-statistics normalization and no
+    dropout (see the module doc)."""
+    from .config import ConfigError
+
+    if not uses_batch_statistics(config):
+        raise ConfigError(
+            f"{config.name}: probe batch_stats_eval compares batch statistics with "
+            f"moving averages, and this run has no normalization with batch "
+            f"statistics (norm_conv {config.norm_conv!r}, norm_dense "
+            f"{config.norm_dense!r}); use norm kind "
+            f"{', '.join(BATCH_STATISTICS_KINDS)} on a layer, or drop the probe",
+            "probes")
+    if config.dropout:
+        raise ConfigError(
+            f"{config.name}: probe batch_stats_eval runs the network in training "
+            f"mode, where dropout would drop units; it needs dropout 0, got "
+            f"dropout {config.dropout:g} (set dropout 0 or drop the probe)",
+            "dropout")
 
 
 class ActivationInputProbe:
@@ -292,19 +352,70 @@ class LossLandscapeProbe:
                 float(np.max(smoothness)), float(losses[0]), float(grad_norm)]
 
 
+class BatchStatisticsEvalProbe:
+    """``[test accuracy]`` of the network in training mode on test batches:
+    every normalization with its test batch's (or ghost group's) statistics
+    instead of its moving averages (see the module doc)."""
+
+    def __init__(self, model, images: np.ndarray, labels: np.ndarray,
+                 batch_size: int):
+        import tensorflow as tf
+
+        self.columns = ["step", "test_acc_batch_stats"]
+        self.batch_size = batch_size
+        # the first whole batches of the test images
+        self.images_used = len(images) // batch_size * batch_size
+        if self.images_used == 0:
+            raise ValueError(f"probe batch_stats_eval needs at least one batch of "
+                             f"{batch_size} test images, got {len(images)}; use "
+                             f"more test images (test_size) or a smaller batch")
+        self._images = images[:self.images_used]
+        self._labels = np.asarray(labels[:self.images_used]).astype(np.int32)
+        variables = model.variables
+
+        @tf.function(autograph=False)
+        def predict(batch):
+            saved = save_variables(variables)  # moving averages, seed states
+            logits = model(tf.cast(batch, tf.float32), training=True)
+            predicted = tf.argmax(logits, axis=1, output_type=tf.int32)
+            assign_variables(variables, saved)
+            return predicted
+
+        self._predict = predict
+
+    def __call__(self) -> list[float]:
+        correct = 0
+        for start in range(0, self.images_used, self.batch_size):
+            stop = start + self.batch_size
+            predicted = self._predict(self._images[start:stop]).numpy()
+            correct += int((predicted == self._labels[start:stop]).sum())
+        return [correct / self.images_used]
+
+
 def make_probes(config, model, x_test: np.ndarray, x_train: np.ndarray | None = None,
-                y_train: np.ndarray | None = None) -> dict:
+                y_train: np.ndarray | None = None, y_test: np.ndarray | None = None,
+                batch_size: int | None = None) -> dict:
     """``{spec: probe}`` for the run's probes (empty when it has none).
 
     ``x_test`` feeds ``activation_input``; ``ics`` and ``landscape`` take their
     fixed batch from the protocol's training subset ``x_train`` / ``y_train``
-    and their step from ``config.learning_rate``.
+    and their step from ``config.learning_rate``; ``batch_stats_eval`` takes
+    the test subset ``x_test`` / ``y_test`` in batches of the protocol's
+    ``batch_size``.
     """
     probes = {}
     for spec in config.probes:
         kind, _, argument = spec.partition(":")
         if kind == "activation_input":
             probes[spec] = ActivationInputProbe(model, argument, x_test)
+            continue
+        if kind == "batch_stats_eval":
+            if y_test is None or batch_size is None:
+                raise ValueError(f"{config.name}: probe {spec} evaluates test "
+                                 f"batches; pass y_test and batch_size to "
+                                 f"make_probes")
+            probes[spec] = BatchStatisticsEvalProbe(model, x_test, y_test,
+                                                    batch_size)
             continue
         if x_train is None or y_train is None:
             raise ValueError(f"{config.name}: probe {spec} measures on training "

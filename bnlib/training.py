@@ -313,7 +313,8 @@ class Trainer(EpochLoop):
         self.x_test = x_test
         self.y_test = y_test.astype(np.int32)
         self.eval_batch = options.eval_batch
-        self.probes = make_probes(config, model, x_test, x_train, y_train)
+        self.probes = make_probes(config, model, x_test, x_train, y_train,
+                                  y_test=y_test, batch_size=protocol.batch_size)
         trainable = model.trainable_variables
         fused = options.adam_kernel == "fused"
         if fused and not isinstance(self.optimizer, keras.optimizers.Adam):
@@ -424,9 +425,15 @@ def norm_layer_factory(config: RunConfig, bn_kernel: str | Callable = "fused",
 
     ``"batch"`` layers come from ``bn_kernel`` (see :class:`RunnerOptions`);
     momentum and epsilon come from the run configuration. ``"ghost"`` is bnlib's
-    layer with a statistics-batch size, ``"layer"`` / ``"group"`` /
-    ``"renorm"`` are Keras' ``LayerNormalization``, ``GroupNormalization`` and
-    ``BatchNormalization(renorm=True)``; ``"noisy"`` is
+    layer with a statistics-batch size, ``"layer"`` / ``"group"`` are Keras'
+    ``LayerNormalization`` and ``GroupNormalization``. ``"renorm"`` without
+    ``ghost_size`` is Keras' ``BatchNormalization(renorm=True)``, as it always
+    was; with ``ghost_size`` it is bnlib's
+    :class:`~bnlib.layers.ManualBatchNorm` with ``renorm=True`` over ghost
+    groups (over one group of the whole batch it computes Keras' function:
+    ``tests/test_small_batches.py``). Both clip ``r`` and ``d`` as the run's
+    ``renorm_rmax`` / ``renorm_dmax`` say (unclipped where None, Keras'
+    default) and use Keras' renorm momentum 0.99. ``"noisy"`` is
     :class:`bnlib.layers.NoisyBatchNorm` and ``"noise"`` its noise without the
     BN (:class:`bnlib.layers.NoiseOnly`), each layer's noise seeded from
     ``seed`` and the layer's name.
@@ -460,9 +467,20 @@ def norm_layer_factory(config: RunConfig, bn_kernel: str | Callable = "fused",
             return keras.layers.GroupNormalization(groups=config.groups,
                                                    epsilon=epsilon, name=name,
                                                    dtype=dtype)
+        clipping = None if config.renorm_rmax is None and config.renorm_dmax is None \
+            else {key: value for key, value in (
+                ("rmax", config.renorm_rmax),
+                ("rmin", None if config.renorm_rmax is None else 1 / config.renorm_rmax),
+                ("dmax", config.renorm_dmax)) if value is not None}
+        if kind == "renorm" and config.ghost_size:
+            return layers.ManualBatchNorm(momentum, epsilon, renorm=True,
+                                          renorm_clipping=clipping,
+                                          ghost_size=config.ghost_size, name=name,
+                                          dtype=dtype)
         if kind == "renorm":
             return keras.layers.BatchNormalization(
-                momentum=momentum, epsilon=epsilon, renorm=True, name=name,
+                momentum=momentum, epsilon=epsilon, renorm=True,
+                renorm_clipping=clipping, name=name,
                 dtype=dtype)
         if kind in ("noisy", "noise"):
             # each layer its own noise stream, from (seed, layer name)
