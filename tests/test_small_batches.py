@@ -457,3 +457,42 @@ def test_the_runner_records_the_probe(tmp_path, synthetic):
                                                             "test_acc_batch_stats"]}
     assert [row[0] for row in result["probes"]["batch_stats_eval"]] == [
         point[0] for point in result["curve"]]
+
+
+# ----------------------------------------------------------------- chapter 08's reading
+def _fake_run(name, seed, accuracy, batch_accuracy=None, epochs=10):
+    curve = [[195 * i, i / 2, 1.0, 0.5, accuracy] for i in range(1, 2 * epochs + 1)]
+    result = {"name": name, "seed": seed, "status": "complete", "curve": curve,
+              "data": {"kind": "folder"}, "timing": {"train_images_per_second": 300.0}}
+    if batch_accuracy is not None:
+        result["probes"] = {"batch_stats_eval": [[p[0], batch_accuracy] for p in curve]}
+    return result
+
+
+def test_chapter_08_rows_verdicts_and_words():
+    from bnlib import plots, smallbatch
+
+    results = []
+    for seed in range(2):
+        results += [_fake_run("ghost-g128", seed, 0.70 + seed / 100, 0.69),
+                    _fake_run("ghost-g2", seed, 0.55 + seed / 100, 0.60 + seed / 100),
+                    _fake_run("groupnorm", seed, 0.66 + seed / 100)]
+    # chapter 05's 15-epoch reference: only evaluations up to epoch 10 count
+    reference = [_fake_run("std-none-d0", 0, 0.65, epochs=15)]
+    reference[0]["curve"][-1][4] = 0.99
+    rows = {row["name"]: row for row in smallbatch.error_rows(results, reference)}
+    assert rows["ghost-g2"]["g"] == 2 and rows["groupnorm"]["g"] is None
+    assert rows["ghost-g2"]["error"] == pytest.approx([0.45, 0.44])
+    assert rows["ghost-g2"]["batch_stats_error"] == pytest.approx([0.40, 0.39])
+    assert rows["groupnorm"]["batch_stats_error"] == []
+    assert rows["std-none-d0"]["error"] == pytest.approx([0.35])
+    found = smallbatch.verdicts(results)
+    assert found["bn_breaks"]["verdict"] == plots.CLEAR
+    assert found["gn_vs_small_bn"]["verdict"] == plots.CLEAR
+    assert found["mismatch_small"]["verdict"] == plots.CLEAR
+    assert found["bn_vs_ln"]["verdict"] == plots.MISSING
+    text = smallbatch.findings_markdown(results)
+    assert "GroupNorm vs BN with g = 2: +0.110 in test accuracy (seeds 2/2): " \
+        "clear: every seed ahead." in text
+    assert "BN with g = 128 vs LayerNorm: not trained yet." in text
+    assert smallbatch.findings_markdown([]).startswith("**PRELIMINARY")

@@ -1,0 +1,210 @@
+"""Chapter 08, small batches and the normalizations after BN, read from the
+``smallbatch`` grid's result files (and chapter 05's no-BN reference).
+
+The grid (see :mod:`bnlib.config`) keeps the gradient batch at 128 and
+computes BN's statistics over ghost groups of g examples, g from 128 down to
+2; beside it LayerNorm, GroupNorm and Batch Renormalization. Each run with
+batch statistics also records its test accuracy with test-batch statistics
+(probe ``batch_stats_eval``), which separates the noise of small-batch
+statistics in training from the train/inference mismatch of the moving
+averages.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import numpy as np
+
+from . import plots
+from .config import GHOST_SIZES, RENORM_GHOST_SIZES, get_grid
+
+LAST_EPOCH = 10  # the grid's budget; chapter 05's 15-epoch reference is cut here
+BATCH_STATS_PROBE = "batch_stats_eval"
+REFERENCE = ("standardized", "std-none-d0")  # chapter 05: no BN, standardized inputs
+FAMILIES = {"ghost": "BN (ghost groups of g)", "renorm": "Batch Renorm (groups of g)"}
+FLAT = {"layernorm": "LayerNorm", "groupnorm": "GroupNorm (8) + LayerNorm dense"}
+
+
+def finished(results: list[dict], name: str) -> list[dict]:
+    return [r for r in results if r["name"] == name and r["status"] == "complete"]
+
+
+def accuracy_until(run: dict, last_epoch: float = LAST_EPOCH,
+                   column: int = 4) -> float:
+    """The mean of the last :data:`bnlib.plots.LAST_N_EVALS` test evaluations
+    up to ``last_epoch`` (the book's last-N rule, on a run cut at that epoch)."""
+    points = [p for p in run["curve"] if p[1] <= last_epoch + 1e-9]
+    return statistics.fmean(p[column] for p in points[-plots.LAST_N_EVALS:])
+
+
+def batch_stats_accuracy(run: dict) -> float:
+    """The same last-N mean of the accuracy with test-batch statistics."""
+    rows = run["probes"][BATCH_STATS_PROBE]
+    return statistics.fmean(row[1] for row in rows[-plots.LAST_N_EVALS:])
+
+
+def error_rows(results: list[dict], reference: list[dict]) -> list[dict]:
+    """One row per run of the grid (and the no-BN reference): g (None where it
+    does not apply), test error with the moving averages and with test-batch
+    statistics, mean [min, max] over seeds, and training images per second."""
+    rows = []
+    for config in get_grid("smallbatch").runs:
+        runs = finished(results, config.name)
+        if not runs:
+            continue
+        errors = [1 - accuracy_until(r) for r in runs]
+        batch_errors = ([1 - batch_stats_accuracy(r) for r in runs]
+                        if BATCH_STATS_PROBE in config.probes else [])
+        family = config.norm_conv if config.norm_conv in FAMILIES else config.name
+        rows.append({"name": config.name, "label": config.label, "family": family,
+                     "g": config.ghost_size, "seeds": len(runs), "error": errors,
+                     "batch_stats_error": batch_errors,
+                     "images_per_second": statistics.fmean(
+                         r["timing"]["train_images_per_second"] for r in runs)})
+    if reference:
+        rows.append({"name": reference[0]["name"], "label": "no normalization "
+                     "(chapter 05)", "family": "none", "g": None,
+                     "seeds": len(reference),
+                     "error": [1 - accuracy_until(r) for r in reference],
+                     "batch_stats_error": [], "images_per_second": statistics.fmean(
+                         r["timing"]["train_images_per_second"] for r in reference)})
+    return rows
+
+
+def _range(values, digits=3) -> str:
+    if not values:
+        return "–"
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]"
+
+
+def error_table(rows: list[dict]):
+    cells = [[row["label"], "–" if row["g"] is None else str(row["g"]), str(row["seeds"]),
+              _range(row["error"]), _range(row["batch_stats_error"]),
+              f"{row['images_per_second']:,.0f}"] for row in rows]
+    return plots.result_table(cells, ["network", "g", "seeds",
+                                      f"test error, epochs to {LAST_EPOCH}",
+                                      "with test-batch statistics",
+                                      "training img/s"])
+
+
+def wu_he_figure(rows: list[dict]):
+    """Test error against g (log axis, g decreasing to the right as Wu & He's
+    images per GPU): BN and Batch Renorm with the moving averages (solid) and
+    with test-batch statistics (dashed); LayerNorm, GroupNorm and no
+    normalization as horizontal lines. None while nothing is finished."""
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(7.0, 4.4), dpi=plots.FIGURE_DPI, layout="constrained")
+    position = 0
+    for family, label in FAMILIES.items():
+        mine = sorted((row for row in rows if row["family"] == family),
+                      key=lambda row: -row["g"])
+        if not mine:
+            continue
+        color, marker = plots.PALETTE[position + 1], plots.MARKERS[position]
+        for key, style, suffix in (("error", "-", "moving averages"),
+                                   ("batch_stats_error", "--", "test-batch statistics")):
+            have = [row for row in mine if row[key]]
+            if not have:
+                continue
+            means = [statistics.fmean(row[key]) for row in have]
+            ax.plot([row["g"] for row in have], means, style, color=color, marker=marker,
+                    lw=1.8, markersize=6, label=f"{label}: {suffix}")
+            ax.fill_between([row["g"] for row in have], [min(row[key]) for row in have],
+                            [max(row[key]) for row in have], color=color, alpha=0.12,
+                            lw=0)
+        position += 1
+    for offset, (name, label) in enumerate({**FLAT, "std-none-d0": "no normalization "
+                                            "(chapter 05)"}.items()):
+        row = next((row for row in rows if row["name"] == name), None)
+        if row is None:
+            continue
+        ax.axhline(statistics.fmean(row["error"]), color=plots.PALETTE[3 + offset],
+                   lw=1.5, ls="-.", label=f"{label} (n={row['seeds']})")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(GHOST_SIZES), [str(g) for g in GHOST_SIZES])
+    ax.invert_xaxis()
+    ax.set_xlabel("examples per statistics group g (the gradient batch stays 128)")
+    ax.set_ylabel(f"test error, last evaluations to epoch {LAST_EPOCH}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def curves_figure(results: list[dict], reference: list[dict], names, title: str,
+                  y_limits=None):
+    """Test accuracy over epochs of some of the grid's runs and the reference."""
+    series = [(get_grid("smallbatch").run(name).label, finished(results, name))
+              for name in names]
+    if reference:
+        series.append(("no normalization (chapter 05)", [
+            {**r, "curve": [p for p in r["curve"] if p[1] <= LAST_EPOCH + 1e-9]}
+            for r in reference]))
+    return plots.series_figure(series, title + plots.data_tag(results), y_limits)
+
+
+def verdicts(results: list[dict]) -> dict[str, dict]:
+    """The book's rule (on last-N test accuracy up to epoch 10) for the
+    chapter's questions."""
+    def accuracies(name):
+        return [accuracy_until(r) for r in finished(results, name)]
+
+    def batch_stats(name):
+        return [batch_stats_accuracy(r) for r in finished(results, name)]
+
+    smallest = min(GHOST_SIZES)
+    return {
+        "bn_breaks": plots.compare_values(accuracies("ghost-g128"),
+                                          accuracies(f"ghost-g{smallest}")),
+        "gn_vs_small_bn": plots.compare_values(accuracies("groupnorm"),
+                                               accuracies(f"ghost-g{smallest}")),
+        "bn_vs_gn": plots.compare_values(accuracies("ghost-g128"), accuracies("groupnorm")),
+        "bn_vs_ln": plots.compare_values(accuracies("ghost-g128"), accuracies("layernorm")),
+        "renorm_vs_bn_small": plots.compare_values(
+            accuracies(f"renorm-g{min(RENORM_GHOST_SIZES)}"),
+            accuracies(f"ghost-g{smallest}")),
+        "mismatch_small": plots.compare_values(batch_stats(f"ghost-g{smallest}"),
+                                               accuracies(f"ghost-g{smallest}")),
+    }
+
+
+QUESTIONS = {
+    "bn_breaks": "BN with g = 128 vs g = 2 (does BN break with tiny groups?)",
+    "gn_vs_small_bn": "GroupNorm vs BN with g = 2",
+    "bn_vs_gn": "BN with g = 128 vs GroupNorm",
+    "bn_vs_ln": "BN with g = 128 vs LayerNorm",
+    "renorm_vs_bn_small": "Batch Renorm vs BN, both with g = 2",
+    "mismatch_small": "g = 2: test-batch statistics vs moving averages at test time",
+}
+
+
+def findings_markdown(results: list[dict]) -> str:
+    """Each question with its verdict, in words."""
+    if not results:
+        return ("**PRELIMINARY:** the `smallbatch` grid has no finished run yet; the "
+                "findings are written from its files once it has.")
+    found = verdicts(results)
+    lines = []
+    for key, question in QUESTIONS.items():
+        row = found[key]
+        if row["verdict"] == plots.MISSING:
+            lines.append(f"- {question}: not trained yet.")
+        else:
+            lines.append(f"- {question}: {row['diff']:+.3f} in test accuracy "
+                         f"(seeds {row['seeds'][0]}/{row['seeds'][1]}): {row['verdict']}.")
+    return "\n".join(lines)
+
+
+def ghost_outputs_demo(rng_seed: int = 0, rows: int = 8, units: int = 4):
+    """A dense layer's pre-activations for 8 examples, normalized over the
+    whole batch and over ghost groups of 2 (NumPy, before gamma and beta)."""
+    from .bn_math import ghost_batch_norm
+
+    H = np.random.default_rng(rng_seed).normal(3.0, 2.0, size=(rows, units))
+    return H, ghost_batch_norm(H, rows), ghost_batch_norm(H, 2)
