@@ -348,10 +348,10 @@ def figure1_findings(results: list[dict]) -> str:
                 "networks yet; the findings are written from its files once it has.")
     finished = [r for r in results if r["status"] == "complete"]
     runs = {arm: [r for r in finished if _arm(r) == arm] for arm in ARMS}
-    verdicts = drift_verdicts(results)
-    bn, none = rows["batch"], rows["none"]
     mean = statistics.fmean
     total = runs["none"][0]["curve"][-1][0]
+    bn, none = rows["batch"], rows["none"]
+    verdicts = drift_verdicts(results)
     reach = steps_to_reach(runs["batch"], mean(none["accuracy"]))
     lines = [
         f"- **Accuracy.** After {total:,.0f} steps the network with BN reaches "
@@ -360,23 +360,32 @@ def figure1_findings(results: list[dict]) -> str:
         f"{_verdict_words(verdicts['accuracy'])}."
         + (f" With BN the mean curve passes the final accuracy of the network "
            f"without BN after {reach:,.0f} steps, {reach / total:.0%} of the run."
-           if reach is not None else ""),
-        f"- **The median moves.** Between the first and the last tenth of "
-        f"training the probed unit's median moved by "
-        f"{mean(none['relative_shift']):.2f} of its initial 15–85 spread without BN "
-        f"and by {mean(bn['relative_shift']):.2f} with BN: "
-        f"{_verdict_words(verdicts['relative_shift'])} that BN's moves less.",
-        f"- **The spread changes.** Its 15–85 spread ended at "
-        f"{mean(none['spread_ratio']):.2f} times its initial width without BN and "
-        f"{mean(bn['spread_ratio']):.2f} times with BN: "
-        f"{_verdict_words(verdicts['spread_change'])} that BN's changes less.",
-    ]
+           if reach is not None else "")]
+    for which, what in (("unit", "the probed unit"), ("all", "all 100 units pooled")):
+        rows = {row["arm"]: row for row in drift_rows(results, which)}
+        bn, none = rows["batch"], rows["none"]
+        verdicts = drift_verdicts(results, which)
+        lines.append(
+            f"- **The drift, {what}.** Between the first and the last tenth of "
+            f"training the median moved by {mean(none['relative_shift']):.2f} of its "
+            f"initial 15–85 spread without BN and by {mean(bn['relative_shift']):.2f} "
+            f"with BN (does BN's move less? "
+            f"{_verdict_words(verdicts['relative_shift'])}); the 15–85 spread ended "
+            f"at {mean(none['spread_ratio']):.2f} times its initial width without BN "
+            f"and {mean(bn['spread_ratio']):.2f} times with BN (does BN's change less? "
+            f"{_verdict_words(verdicts['spread_change'])}).")
     return "\n".join(lines)
 
 
 def rate_findings(lrmap_results: list[dict], lradam_results: list[dict]) -> str:
     """The learning-rate map and the Adam runs in words, from the files."""
+    from .config import get_grid
+
     lines = []
+    planned = len(get_grid("lrmap").runs)
+    if len(lrmap_results) < planned:
+        lines.append(f"- **PRELIMINARY:** {len(lrmap_results)} of the map's {planned} "
+                     f"runs are finished; what follows reads those.")
     rows = rate_rows(lrmap_results)
     best = best_rates(rows)
     if set(best) != set(ARMS):
@@ -391,7 +400,8 @@ def rate_findings(lrmap_results: list[dict], lradam_results: list[dict]) -> str:
             f"- **{label}, SGD.** Best rate {best[arm]['learning_rate']:g} "
             f"(test accuracy {best[arm]['accuracy']:.3f} after 3 epochs); within 90 % "
             f"of that from {low:g} to {high:g}"
-            + (f"; diverged from {diverged[0]:g} on" if diverged else
+            + (f"; diverged at {', '.join(f'{rate:g}' for rate in diverged)}"
+               if diverged else
                "; no rate of the map diverged") + ".")
     ratio = best["batch"]["learning_rate"] / best["none"]["learning_rate"]
     at_same = next((row for row in rows if row["arm"] == "batch" and

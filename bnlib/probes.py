@@ -76,10 +76,10 @@ Kinds:
     order (of CIFAR-10's 10,000 with batches of 128: the first 9,984) and drops
     the rest. Every batch starts from the run's saved variables. Batch
     Renormalization is evaluated as it trains: the test group's statistics
-    corrected by ``r``, ``d`` against the run's moving statistics (unclipped,
-    as the runner's renorm layers are, that is the moving-statistics
-    normalization itself: with ``bn_momentum`` equal to the renorm momentum,
-    0.99, this accuracy differs from the usual one only by the images used and
+    corrected by ``r``, ``d`` against the run's moving statistics, clipped as
+    the run's ``renorm_rmax`` / ``renorm_dmax`` say (where the clipping does
+    not bind, that is the moving-statistics normalization itself, and this
+    accuracy differs from the usual one only by the images used and
     rounding); noisy BN adds its noise as in training, each batch the draw
     the next training step would make. Records ``test_acc_batch_stats``.
 

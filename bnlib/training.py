@@ -425,8 +425,10 @@ def norm_layer_factory(config: RunConfig, bn_kernel: str | Callable = "fused",
 
     ``"batch"`` layers come from ``bn_kernel`` (see :class:`RunnerOptions`);
     momentum and epsilon come from the run configuration. ``"ghost"`` is bnlib's
-    layer with a statistics-batch size, ``"layer"`` / ``"group"`` are Keras'
-    ``LayerNormalization`` and ``GroupNormalization``. ``"renorm"`` without
+    layer with a statistics-batch size; ``"layer"`` is Keras'
+    ``LayerNormalization`` on the dense layer and, on a convolution (a layer
+    named ``bn_conv...``), ``GroupNormalization`` with one group, as Wu & He
+    define LayerNorm there; ``"group"`` is Keras' ``GroupNormalization``. ``"renorm"`` without
     ``ghost_size`` is Keras' ``BatchNormalization(renorm=True)``, as it always
     was; with ``ghost_size`` it is bnlib's
     :class:`~bnlib.layers.ManualBatchNorm` with ``renorm=True`` over ghost
@@ -460,6 +462,13 @@ def norm_layer_factory(config: RunConfig, bn_kernel: str | Callable = "fused",
             return layers.ManualBatchNorm(momentum, epsilon,
                                           ghost_size=config.ghost_size, name=name,
                                           dtype=dtype)
+        if kind == "layer" and name.startswith("bn_conv"):
+            # Wu & He's LayerNorm of a convolution: one group over channels,
+            # height and width, a scale and shift per channel (Keras'
+            # LayerNormalization would normalize each position over its
+            # channels only)
+            return keras.layers.GroupNormalization(groups=1, epsilon=epsilon,
+                                                   name=name, dtype=dtype)
         if kind == "layer":
             return keras.layers.LayerNormalization(epsilon=epsilon, name=name,
                                                    dtype=dtype)

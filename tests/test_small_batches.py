@@ -496,3 +496,20 @@ def test_chapter_08_rows_verdicts_and_words():
         "clear: every seed ahead." in text
     assert "BN with g = 128 vs LayerNorm: not trained yet." in text
     assert smallbatch.findings_markdown([]).startswith("**PRELIMINARY")
+
+
+def test_layernorm_of_a_convolution_is_wu_and_hes():
+    """LayerNorm on a convolution normalizes over channels, height and width
+    (GroupNorm with one group); on the dense layer it is Keras' LayerNorm."""
+    import keras
+
+    model = T.build_run_model(GRID.run("layernorm"), 0,
+                              input_statistics={"mean": [0.0] * 3, "std": [1.0] * 3})
+    for tag in ("conv1", "conv2"):
+        layer = model.get_layer(f"bn_{tag}")
+        assert isinstance(layer, keras.layers.GroupNormalization) and layer.groups == 1
+    assert isinstance(model.get_layer("bn_dense1"), keras.layers.LayerNormalization)
+    x = np.random.default_rng(0).normal(2.0, 3.0, size=(2, 8, 8, 32)).astype("float32")
+    out = keras.layers.GroupNormalization(groups=1, epsilon=1e-3)(x).numpy()
+    np.testing.assert_allclose(out.reshape(2, -1).mean(axis=1), 0, atol=1e-4)
+    np.testing.assert_allclose(out.reshape(2, -1).std(axis=1), 1, atol=1e-3)

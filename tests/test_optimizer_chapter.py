@@ -1,0 +1,193 @@
+"""Chapter 06 (BN and the optimizer): the drift numbers of Figure 1, the
+learning-rate map, the one-step measurement, and the committed notebook's
+findings against the committed result files."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bnlib import optimizer, plots
+from bnlib.config import GRIDS, get_profile
+from bnlib.runner import chapter_results_dir, load_results, previous_result
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "06_optimizer.ipynb"
+COLUMNS = (["step"] + [f"{w}_p{p}" for w in ("unit", "all", "median")
+                       for p in (15, 50, 85)])
+
+
+def fake_figure1(normalized: bool, seed: int, median_end: float, spread_end: float,
+                 accuracy: float) -> dict:
+    """20 evaluations; the unit's median moves linearly from 0 to
+    ``median_end`` and its 15-85 spread from 2 to ``spread_end``."""
+    rows, curve = [], []
+    for i in range(1, 21):
+        t = (i - 1) / 19
+        median, half = t * median_end, (2 + t * (spread_end - 2)) / 2
+        unit = [median - half, median, median + half]
+        rows.append([500 * i] + unit * 3)
+        curve.append([500 * i, i / 2, 1.0, 0.5, accuracy])
+    return {"name": "mlp-bn" if normalized else "mlp-none", "seed": seed,
+            "status": "complete", "run_id": int(normalized), "curve": curve,
+            "config": {"norm_dense": "batch" if normalized else "none"},
+            "probes": {optimizer.FIGURE1_PROBE: rows},
+            "probe_columns": {optimizer.FIGURE1_PROBE: COLUMNS},
+            "data": {"kind": "folder"}}
+
+
+def test_drift_numbers_by_hand():
+    result = fake_figure1(False, 0, median_end=-3.0, spread_end=4.0, accuracy=0.4)
+    drift = optimizer.drift(result)
+    # first tenth: evaluations at steps 500 and 1000 (<= 1000); last: 9500, 10000
+    assert drift["median_first"] == pytest.approx(-3.0 * (0 + 1) / 19 / 2)
+    assert drift["median_last"] == pytest.approx(-3.0 * (18 + 19) / 19 / 2)
+    spread_first = 2 + 2 * (0 + 1) / 19 / 2
+    assert drift["spread_first"] == pytest.approx(spread_first)
+    assert drift["relative_shift"] == pytest.approx(
+        abs(drift["median_last"] - drift["median_first"]) / spread_first)
+    assert drift["spread_ratio"] == pytest.approx(drift["spread_last"] / spread_first)
+
+
+def test_figure1_verdicts_and_words():
+    results = ([fake_figure1(False, s, -3.0 - s / 10, 4.0, 0.40 + s / 100) for s in range(3)]
+               + [fake_figure1(True, s, 0.2 + s / 10, 2.1, 0.45 + s / 100)
+                  for s in range(3)])
+    verdicts = optimizer.drift_verdicts(results)
+    assert verdicts["accuracy"]["verdict"] == plots.CLEAR
+    assert verdicts["relative_shift"]["verdict"] == plots.CLEAR
+    assert verdicts["spread_change"]["verdict"] == plots.CLEAR
+    text = optimizer.figure1_findings(results)
+    assert "reaches 0.460 (last five evaluations, mean of 3 seeds) against 0.410" in text
+    assert text.count("clear (the seed ranges do not overlap)") == 5  # accuracy, 2 x 2 drifts
+    one_seed = [r for r in results if r["seed"] == 0]
+    assert "clear" not in optimizer.figure1_findings(one_seed).replace(
+        "no spread", "")
+    assert optimizer.figure1_findings(results[:3]).startswith("**PRELIMINARY")
+
+
+def fake_map(optimizer_name: str, norm: str, rate: float, accuracy: float | None):
+    curve = [[195 * i, i / 2, 1.0, 0.5, accuracy or 0.1] for i in range(1, 7)]
+    return {"name": f"{optimizer_name}-{norm}-lr{rate:g}", "seed": 0,
+            "status": "complete" if accuracy is not None else "diverged",
+            "diverged_at_step": None if accuracy is not None else 42,
+            "config": {"norm_dense": norm, "learning_rate": rate,
+                       "optimizer": optimizer_name},
+            "curve": curve if accuracy is not None else curve[:1],
+            "data": {"kind": "folder"}}
+
+
+def test_learning_rate_map_by_hand():
+    none = {0.01: 0.40, 0.03: 0.50, 0.1: 0.46, 0.3: None, 1.0: None}
+    bn = {0.01: 0.45, 0.03: 0.55, 0.1: 0.60, 0.3: 0.58, 1.0: 0.30}
+    results = ([fake_map("sgd", "none", r, a) for r, a in none.items()]
+               + [fake_map("sgd", "batch", r, a) for r, a in bn.items()])
+    rows = optimizer.rate_rows(results)
+    best = optimizer.best_rates(rows)
+    assert (best["none"]["learning_rate"], best["batch"]["learning_rate"]) == (0.03, 0.1)
+    assert optimizer.usable_range(rows, "none") == (0.03, 0.1)   # >= 0.45
+    assert optimizer.usable_range(rows, "batch") == (0.03, 0.3)  # >= 0.54
+    text = optimizer.rate_findings(results, [])
+    assert "Best rate 0.03 (test accuracy 0.500 after 3 epochs)" in text
+    assert "diverged at 0.3, 1" in text
+    assert "BN's best rate is 3.33333 times" in text
+    assert "at the rate best for no BN, BN reaches 0.550 against 0.500" in text
+    diverged = next(row for row in rows if row["accuracy"] is None)
+    assert diverged["diverged_at_step"] == 42
+
+
+def test_map_accuracy_is_the_last_epochs_mean():
+    result = fake_map("sgd", "none", 0.1, 0.5)
+    result["curve"][-1][4] = 0.7  # epochs 2.5 and 3.0 form the last epoch
+    assert optimizer.map_accuracy(result) == pytest.approx((0.5 + 0.7) / 2)
+
+
+def test_one_step_leaves_the_model_as_it_was():
+    from bnlib.config import RunConfig
+    from bnlib.data import synthetic_cifar10
+    from bnlib.training import build_run_model
+
+    data = synthetic_cifar10(num_train=384, num_test=10)
+    model = build_run_model(RunConfig("s", norm_conv="batch", norm_dense="batch",
+                                      input_scaling="unit"), 0)
+    before = [v.numpy().copy() for v in model.variables]
+    measured = optimizer.step_loss_ratios(
+        model, data.x_train[:128], data.y_train[:128], data.x_train[128:],
+        data.y_train[128:], [1e-6, 1e3])
+    assert all(np.array_equal(a, v.numpy()) for a, v in zip(before, model.variables))
+    assert measured["ratios"][0] == pytest.approx(1.0, abs=1e-3)
+    assert measured["gradient_norm"] > 0 and measured["loss"] > 0
+    summary = optimizer.one_step_summary([measured])
+    assert summary["ratio_at_largest"] == measured["ratios"][-1]
+
+
+def test_result_folders():
+    book = get_profile("book")
+    assert chapter_results_dir("figure1", book) == Path("results/figure1")
+    assert chapter_results_dir("lrmap", book) == Path("results/lrmap")
+    assert chapter_results_dir("lrmap", get_profile("smoke")) == Path(
+        "results/smoke/lrmap")
+
+
+# ----------------------------------------------------------------- committed
+def _committed(grid: str) -> list[dict]:
+    folder = ROOT / "results" / grid
+    return load_results(folder) if folder.is_dir() else []
+
+
+def _notebook_markdown_outputs() -> list[str]:
+    notebook = json.loads(NOTEBOOK.read_text())
+    texts = []
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "text/markdown" in data:
+                texts.append("".join(data["text/markdown"]))
+    return texts
+
+
+def test_the_notebook_states_the_findings_the_files_give():
+    """Every generated paragraph of the committed notebook is what the
+    committed result files give today: changing a result names the paragraph."""
+    outputs = _notebook_markdown_outputs()
+    figure1 = _committed("figure1")
+    expected = optimizer.figure1_findings(figure1)
+    assert expected in outputs, f"re-execute notebook 06: Figure 1 findings now read\n{expected}"
+    expected = optimizer.rate_findings(_committed("lrmap"), _committed("lradam"))
+    assert expected in outputs, f"re-execute notebook 06: the rate findings now read\n{expected}"
+
+
+def test_committed_figure1_runs_follow_the_protocol():
+    results = _committed("figure1")
+    if not results:
+        pytest.skip("no figure1 results committed yet")
+    grid = GRIDS["figure1"]
+    protocol = get_profile("figure1")
+    for result in results:
+        path = ROOT / "results" / "figure1" / f"{result['name']}-s{result['seed']}.json"
+        # the runner's own check: same protocol and configuration (fields added
+        # since then count as their defaults), or it raises
+        assert previous_result(path, grid.run(result["name"]), protocol) is not None
+        assert result["curve"][-1][0] == 50_000
+        rows = result["probes"][optimizer.FIGURE1_PROBE]
+        assert [row[0] for row in rows] == [p[0] for p in result["curve"]]
+        assert all(math.isfinite(v) for row in rows for v in row)
+
+
+def test_the_prose_about_figure1_matches_the_files():
+    """The paragraph after Figure 6.1's findings: BN ahead in accuracy (clear);
+    BN's sigmoid input moves "at least as much" as without BN: for the probed
+    unit and for all units pooled, BN's median shift is never clearly smaller."""
+    results = _committed("figure1")
+    if len(results) < 6:
+        pytest.skip("the figure1 grid is not complete")
+    assert optimizer.drift_verdicts(results)["accuracy"]["verdict"] == plots.CLEAR
+    for which in ("unit", "all"):
+        verdict = optimizer.drift_verdicts(results, which)["relative_shift"]["verdict"]
+        assert verdict in (plots.WITHIN_SPREAD, plots.CLEAR_OTHER_WAY), which
+    text = (ROOT / "notebooks" / "06_optimizer.md").read_text()
+    assert "moves at least as much with BN as\nwithout it" in text
