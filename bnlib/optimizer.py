@@ -278,9 +278,11 @@ def step_loss_ratios(model, images, labels, eval_images, eval_labels,
     ``eval_labels``): on its own batch a large step mostly memorizes those
     128 images, which is not progress. Losses are taken as in training (BN on
     the statistics of the images at hand). Every variable, BN's moving averages
-    included, is restored afterwards. Returns the loss at ``w``, the gradient's
-    norm and the ratios (above 1: the step made the loss worse; ``inf`` where
-    the loss overflowed).
+    included, is restored afterwards. Returns the loss at ``w`` (on the other
+    images), the batch gradient's norm, its cosine with the gradient on the
+    other images (negative: to first order, any small step along it raises
+    their loss) and the ratios (above 1: the step made the loss worse; ``inf``
+    where the loss overflowed).
     """
     import tensorflow as tf
 
@@ -295,7 +297,9 @@ def step_loss_ratios(model, images, labels, eval_images, eval_labels,
     try:
         _, grads = loss_and_gradients(model, images, labels, trainable)
         assign_variables(model.variables, saved)  # undo the moving-average update
-        base = float(training_loss(model, eval_images, eval_labels))
+        base, eval_grads = loss_and_gradients(model, eval_images, eval_labels, trainable)
+        assign_variables(model.variables, saved)
+        base = float(base)
         ratios = []
         for eta in step_sizes:
             assign_variables(trainable, [w - eta * g for w, g in zip(start, grads)])
@@ -303,21 +307,26 @@ def step_loss_ratios(model, images, labels, eval_images, eval_labels,
             ratios.append(value / base if math.isfinite(value) else math.inf)
     finally:
         assign_variables(model.variables, saved)
-    norm = math.sqrt(sum(float(tf.reduce_sum(tf.square(tf.cast(g, tf.float64))))
-                         for g in grads))
-    return {"loss": base, "gradient_norm": norm,
+    def dot(first, second):
+        return sum(float(tf.reduce_sum(tf.cast(a, tf.float64) * tf.cast(b, tf.float64)))
+                   for a, b in zip(first, second))
+
+    norm = math.sqrt(dot(grads, grads))
+    cosine = dot(grads, eval_grads) / (norm * math.sqrt(dot(eval_grads, eval_grads)))
+    return {"loss": base, "gradient_norm": norm, "gradient_cosine": cosine,
             "step_sizes": [float(eta) for eta in step_sizes], "ratios": ratios}
 
 
 def one_step_summary(measurements: list[dict]) -> dict:
-    """Means over seeds of :func:`step_loss_ratios`' results: the loss and
-    gradient norm at ``w``, the best ratio and its step, the largest step whose
+    """Means over seeds of :func:`step_loss_ratios`' results: the loss,
+    gradient norm and gradient cosine at ``w``, the best ratio and its step, the largest step whose
     mean ratio is below 1 (None if none is), the ratio at the largest step."""
     ratios = np.array([m["ratios"] for m in measurements]).mean(axis=0)
     steps = measurements[0]["step_sizes"]
     helpful = [eta for eta, ratio in zip(steps, ratios) if ratio < 1]
     return {"loss": float(np.mean([m["loss"] for m in measurements])),
             "gradient_norm": float(np.mean([m["gradient_norm"] for m in measurements])),
+            "gradient_cosine": float(np.mean([m["gradient_cosine"] for m in measurements])),
             "best_ratio": float(ratios.min()), "best_step": steps[int(ratios.argmin())],
             "largest_helpful_step": max(helpful) if helpful else None,
             "ratio_at_largest": float(ratios[-1])}
