@@ -14,9 +14,10 @@ returns the Bessel-corrected batch variance ``m/(m-1) * var``; the layer turns i
 back into the plain variance so its moving averages match Keras' layer.
 
 With ``ghost_size`` each group of that many consecutive examples is normalized
-with its own statistics ("ghost BN", chapter 08); with ``renorm=True`` the layer
-is Batch Renormalization (Ioffe 2017), per ghost group when ``ghost_size`` is
-set, which Keras' own ``BatchNormalization(renorm=True)`` cannot do.
+with its own statistics ("ghost BN", chapter 08); :class:`BatchRenorm` is the
+same layer as Batch Renormalization (Ioffe 2017), per ghost group when
+``ghost_size`` is set, which Keras' own ``BatchNormalization(renorm=True)``
+cannot do.
 
 Santurkar et al.'s (2018) random shift and rescaling (:class:`SanturkarNoise`)
 comes after BN in :class:`NoisyBatchNorm` ("noisy BN") and alone, on the
@@ -36,18 +37,105 @@ RENORM_MOMENTUM = 0.99  # Keras' default renorm_momentum
 
 
 class ManualBatchNorm(keras.layers.Layer):
-    """Batch Normalization over all axes but the last, with moving averages.
+    """Batch Normalization over all axes but the last, with moving averages."""
 
-    ``ghost_size``: in training, each group of ``ghost_size`` consecutive
-    examples is normalized with its own mean and variance (ghost BN; the batch
-    must be a multiple of it); the moving averages take the mean of the
-    groups' statistics. Inference is unchanged.
+    def __init__(self, momentum: float = BN_MOMENTUM, epsilon: float = BN_EPSILON,
+                 fused: bool = False, update_moving_averages: bool = True,
+                 ghost_size: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.fused = fused
+        # False reproduces the classic bug of a forgotten update (notebook 02)
+        self.update_moving_averages = update_moving_averages
+        # ghost BN: statistics over groups of ghost_size examples (chapter 08)
+        self.ghost_size = ghost_size
 
-    ``renorm=True``: Batch Renormalization (Ioffe 2017, Algorithm 1), computed
-    as Keras 3's ``BatchNormalization(renorm=True)`` computes it, with the same
-    arguments and defaults (``renorm_clipping`` a dict of optional ``"rmax"``,
-    ``"rmin"``, ``"dmax"``, missing ones meaning no bound; ``renorm_momentum``
-    0.99). In training a group ``B`` (the whole batch, or each ghost group) with
+    def build(self, input_shape):
+        channels = (int(input_shape[-1]),)
+        # float32 variables, never cast to a mixed-precision compute dtype
+        weight = dict(shape=channels, dtype="float32", autocast=False)
+        self.gamma = self.add_weight(initializer="ones", name="gamma", **weight)
+        self.beta = self.add_weight(initializer="zeros", name="beta", **weight)
+        self.moving_mean = self.add_weight(initializer="zeros", trainable=False,
+                                           name="moving_mean", **weight)
+        self.moving_variance = self.add_weight(initializer="ones", trainable=False,
+                                               name="moving_variance", **weight)
+
+    def call(self, inputs, training=False):
+        # as Keras: a frozen layer (trainable=False) always runs in inference mode
+        training = bool(training) and self.trainable
+        if self.fused and len(inputs.shape) == 4 and not self.ghost_size:
+            return self._call_fused(inputs, training)
+        # statistics and normalization in float32, as Keras' layer does
+        x = tf.cast(inputs, tf.float32)
+        if training and self.ghost_size:
+            return tf.cast(self._call_ghost(x), inputs.dtype)
+        if training:
+            axes = list(range(len(x.shape) - 1))
+            mean, variance = tf.nn.moments(x, axes=axes)
+            self._update(mean, variance)
+        else:
+            mean, variance = self.moving_mean, self.moving_variance
+        outputs = tf.nn.batch_normalization(x, mean, variance, offset=self.beta,
+                                            scale=self.gamma,
+                                            variance_epsilon=self.epsilon)
+        return tf.cast(outputs, inputs.dtype)
+
+    def _call_ghost(self, x):
+        """Each group of ``ghost_size`` consecutive examples is normalized with
+        its own statistics; the moving averages take their mean over groups."""
+        shape = tf.shape(x)
+        grouped = tf.reshape(x, tf.concat([[-1, self.ghost_size], shape[1:]], 0))
+        axes = list(range(1, len(x.shape)))  # within a group: examples (and H, W)
+        mean, variance = tf.nn.moments(grouped, axes=axes, keepdims=True)
+        self._update(tf.reshape(tf.reduce_mean(mean, axis=0), [-1]),
+                     tf.reshape(tf.reduce_mean(variance, axis=0), [-1]))
+        outputs = tf.nn.batch_normalization(grouped, mean, variance,
+                                            offset=self.beta, scale=self.gamma,
+                                            variance_epsilon=self.epsilon)
+        return tf.reshape(outputs, shape)
+
+    def _call_fused(self, inputs, training):
+        if not training:
+            outputs, *_ = tf.raw_ops.FusedBatchNormV3(
+                x=inputs, scale=self.gamma, offset=self.beta, mean=self.moving_mean,
+                variance=self.moving_variance, epsilon=self.epsilon,
+                is_training=False)
+            return outputs
+        empty = tf.zeros([0], dtype=tf.float32)  # statistics are float32
+        outputs, mean, corrected_variance, *_ = tf.raw_ops.FusedBatchNormV3(
+            x=inputs, scale=self.gamma, offset=self.beta, mean=empty, variance=empty,
+            epsilon=self.epsilon, is_training=True)
+        count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), tf.float32)
+        self._update(mean, corrected_variance * (count - 1.0) / count)
+        return outputs
+
+    def _update(self, mean, variance):
+        if not self.update_moving_averages:
+            return
+        keep = self.momentum
+        self.moving_mean.assign(keep * self.moving_mean + (1.0 - keep) * mean)
+        self.moving_variance.assign(keep * self.moving_variance
+                                    + (1.0 - keep) * variance)
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum,
+                "epsilon": self.epsilon, "fused": self.fused,
+                "update_moving_averages": self.update_moving_averages,
+                "ghost_size": self.ghost_size}
+
+
+class BatchRenorm(ManualBatchNorm):
+    """bnlib's BN layer as Batch Renormalization, over the whole batch or over
+    ghost groups of ``ghost_size`` examples (which Keras' own
+    ``BatchNormalization(renorm=True)`` cannot do; chapter 08).
+
+    Batch Renormalization (Ioffe 2017, Algorithm 1), computed as Keras 3's
+    ``BatchNormalization(renorm=True)`` computes it, with the same arguments
+    and defaults (``renorm_clipping`` a dict of optional ``"rmax"``, ``"rmin"``,
+    ``"dmax"``, missing ones meaning no bound; ``renorm_momentum`` 0.99). In
+    training a group ``B`` (the whole batch, or each ghost group) with
     mean ``mu_B`` and ``sigma_B = sqrt(var_B + epsilon)`` is normalized as BN
     does and then corrected towards the moving statistics ``mu``, ``sigma``:
 
@@ -79,20 +167,9 @@ class ManualBatchNorm(keras.layers.Layer):
     """
 
     def __init__(self, momentum: float = BN_MOMENTUM, epsilon: float = BN_EPSILON,
-                 fused: bool = False, update_moving_averages: bool = True,
-                 ghost_size: int | None = None, renorm: bool = False,
-                 renorm_clipping: dict | None = None,
+                 ghost_size: int | None = None, renorm_clipping: dict | None = None,
                  renorm_momentum: float = RENORM_MOMENTUM, **kwargs):
-        super().__init__(**kwargs)
-        self.momentum = momentum
-        self.epsilon = epsilon
-        self.fused = fused
-        # False reproduces the classic bug of a forgotten update (notebook 02)
-        self.update_moving_averages = update_moving_averages
-        # ghost BN: statistics over groups of ghost_size examples (chapter 08)
-        self.ghost_size = ghost_size
-        # Batch Renormalization (chapter 08), Keras' arguments
-        self.renorm = renorm
+        super().__init__(momentum, epsilon, ghost_size=ghost_size, **kwargs)
         self.renorm_clipping = dict(renorm_clipping or {})
         unknown = set(self.renorm_clipping) - set(RENORM_CLIPPING_KEYS)
         if unknown:
@@ -102,70 +179,34 @@ class ManualBatchNorm(keras.layers.Layer):
         self.renorm_momentum = renorm_momentum
 
     def build(self, input_shape):
-        channels = (int(input_shape[-1]),)
-        # float32 variables, never cast to a mixed-precision compute dtype
-        weight = dict(shape=channels, dtype="float32", autocast=False)
-        self.gamma = self.add_weight(initializer="ones", name="gamma", **weight)
-        self.beta = self.add_weight(initializer="zeros", name="beta", **weight)
-        self.moving_mean = self.add_weight(initializer="zeros", trainable=False,
-                                           name="moving_mean", **weight)
-        self.moving_variance = self.add_weight(initializer="ones", trainable=False,
-                                               name="moving_variance", **weight)
-        if self.renorm:  # Keras' three, in Keras' order (sqrt(1) = 1 for the stds)
-            for name, initializer in (("moving_stddev", "ones"),
-                                      ("renorm_mean", "zeros"),
-                                      ("renorm_stddev", "ones")):
-                setattr(self, name, self.add_weight(
-                    initializer=initializer, trainable=False, name=name, **weight))
+        super().build(input_shape)
+        weight = {"shape": (int(input_shape[-1]),), "dtype": "float32"}
+        # Keras' three, in Keras' order (sqrt(1) = 1 for the stds)
+        for name, initializer in (("moving_stddev", "ones"), ("renorm_mean", "zeros"),
+                                  ("renorm_stddev", "ones")):
+            setattr(self, name, self.add_weight(initializer=initializer,
+                                                trainable=False, name=name, **weight))
 
     def call(self, inputs, training=False):
-        # as Keras: a frozen layer (trainable=False) always runs in inference mode
         training = bool(training) and self.trainable
-        if (self.fused and len(inputs.shape) == 4 and not self.ghost_size
-                and not self.renorm):
-            return self._call_fused(inputs, training)
-        # statistics and normalization in float32, as Keras' layer does
+        if not training:  # inference: the moving statistics, as plain BN
+            return super().call(inputs, training=False)
         x = tf.cast(inputs, tf.float32)
-        if training and (self.ghost_size or self.renorm):
-            return tf.cast(self._call_grouped(x), inputs.dtype)
-        if training:
-            axes = list(range(len(x.shape) - 1))
-            mean, variance = tf.nn.moments(x, axes=axes)
-            self._update(mean, variance)
-        else:
-            mean, variance = self.moving_mean, self.moving_variance
-        outputs = tf.nn.batch_normalization(x, mean, variance, offset=self.beta,
-                                            scale=self.gamma,
-                                            variance_epsilon=self.epsilon)
-        return tf.cast(outputs, inputs.dtype)
-
-    def _call_grouped(self, x):
-        """Each group of ``ghost_size`` consecutive examples (the whole batch
-        without ``ghost_size``) is normalized with its own statistics, and with
-        ``renorm`` corrected by its own ``r``, ``d``; the moving averages take
-        the mean of the groups' statistics."""
         shape = tf.shape(x)
         size = self.ghost_size or shape[0]
         grouped = tf.reshape(x, tf.concat([[-1, size], shape[1:]], 0))
         axes = list(range(1, len(x.shape)))  # within a group: examples (and H, W)
         mean, variance = tf.nn.moments(grouped, axes=axes, keepdims=True)
-
-        def over_groups(statistic):
-            return tf.reshape(tf.reduce_mean(statistic, axis=0), [-1])
-
-        scale, offset = self.gamma, self.beta
-        if self.renorm:
-            stddev = tf.sqrt(variance + self.epsilon)
-            r, d = self._renorm_correction(mean, stddev)
-            # gamma * (x_hat * r + d) + beta = x_hat * (gamma r) + (gamma d + beta)
-            scale, offset = self.gamma * r, self.gamma * d + self.beta
-            self._update_renorm(over_groups(mean), over_groups(stddev))
-        else:
-            self._update(over_groups(mean), over_groups(variance))
+        stddev = tf.sqrt(variance + self.epsilon)
+        r, d = self._renorm_correction(mean, stddev)
+        self._update_renorm(tf.reshape(tf.reduce_mean(mean, axis=0), [-1]),
+                            tf.reshape(tf.reduce_mean(stddev, axis=0), [-1]))
+        # gamma * (x_hat * r + d) + beta = x_hat * (gamma r) + (gamma d + beta)
         outputs = tf.nn.batch_normalization(grouped, mean, variance,
-                                            offset=offset, scale=scale,
+                                            offset=self.gamma * d + self.beta,
+                                            scale=self.gamma * r,
                                             variance_epsilon=self.epsilon)
-        return tf.reshape(outputs, shape)
+        return tf.cast(tf.reshape(outputs, shape), inputs.dtype)
 
     def _renorm_correction(self, mean, stddev):
         """``r`` and ``d`` of each group against the renorm moving statistics
@@ -182,29 +223,6 @@ class ManualBatchNorm(keras.layers.Layer):
         if clipping.get("dmax") is not None:
             d = tf.clip_by_value(d, -clipping["dmax"], clipping["dmax"])
         return tf.stop_gradient(r), tf.stop_gradient(d)
-
-    def _call_fused(self, inputs, training):
-        if not training:
-            outputs, *_ = tf.raw_ops.FusedBatchNormV3(
-                x=inputs, scale=self.gamma, offset=self.beta, mean=self.moving_mean,
-                variance=self.moving_variance, epsilon=self.epsilon,
-                is_training=False)
-            return outputs
-        empty = tf.zeros([0], dtype=tf.float32)  # statistics are float32
-        outputs, mean, corrected_variance, *_ = tf.raw_ops.FusedBatchNormV3(
-            x=inputs, scale=self.gamma, offset=self.beta, mean=empty, variance=empty,
-            epsilon=self.epsilon, is_training=True)
-        count = tf.cast(tf.reduce_prod(tf.shape(inputs)[:-1]), tf.float32)
-        self._update(mean, corrected_variance * (count - 1.0) / count)
-        return outputs
-
-    def _update(self, mean, variance):
-        if not self.update_moving_averages:
-            return
-        keep = self.momentum
-        self.moving_mean.assign(keep * self.moving_mean + (1.0 - keep) * mean)
-        self.moving_variance.assign(keep * self.moving_variance
-                                    + (1.0 - keep) * variance)
 
     def _update_renorm(self, mean, stddev):
         """Keras' renorm updates: the renorm pair with ``renorm_momentum``, the
@@ -223,11 +241,7 @@ class ManualBatchNorm(keras.layers.Layer):
                                                - self.epsilon))
 
     def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum,
-                "epsilon": self.epsilon, "fused": self.fused,
-                "update_moving_averages": self.update_moving_averages,
-                "ghost_size": self.ghost_size, "renorm": self.renorm,
-                "renorm_clipping": dict(self.renorm_clipping),
+        return {**super().get_config(), "renorm_clipping": dict(self.renorm_clipping),
                 "renorm_momentum": self.renorm_momentum}
 
 

@@ -431,7 +431,7 @@ def norm_layer_factory(config: RunConfig, bn_kernel: str | Callable = "fused",
     define LayerNorm there; ``"group"`` is Keras' ``GroupNormalization``. ``"renorm"`` without
     ``ghost_size`` is Keras' ``BatchNormalization(renorm=True)``, as it always
     was; with ``ghost_size`` it is bnlib's
-    :class:`~bnlib.layers.ManualBatchNorm` with ``renorm=True`` over ghost
+    :class:`~bnlib.layers.BatchRenorm` (bnlib's BN layer as renorm) over ghost
     groups (over one group of the whole batch it computes Keras' function:
     ``tests/test_small_batches.py``). Both clip ``r`` and ``d`` as the run's
     ``renorm_rmax`` / ``renorm_dmax`` say (unclipped where None, Keras'
@@ -482,10 +482,9 @@ def norm_layer_factory(config: RunConfig, bn_kernel: str | Callable = "fused",
                 ("rmin", None if config.renorm_rmax is None else 1 / config.renorm_rmax),
                 ("dmax", config.renorm_dmax)) if value is not None}
         if kind == "renorm" and config.ghost_size:
-            return layers.ManualBatchNorm(momentum, epsilon, renorm=True,
-                                          renorm_clipping=clipping,
-                                          ghost_size=config.ghost_size, name=name,
-                                          dtype=dtype)
+            return layers.BatchRenorm(momentum, epsilon, renorm_clipping=clipping,
+                                      ghost_size=config.ghost_size, name=name,
+                                      dtype=dtype)
         if kind == "renorm":
             return keras.layers.BatchNormalization(
                 momentum=momentum, epsilon=epsilon, renorm=True,

@@ -14,6 +14,7 @@ from bnlib import runner as R
 from bnlib import training as T
 from bnlib.config import RunConfig
 from bnlib.data import synthetic_cifar10
+from helpers import assert_same_values, model_values, train_in_memory
 from bnlib.probes import (STEP_MULTIPLES, TRAIN_PROBE_BATCH,
                           InternalCovariateShiftProbe, LossLandscapeProbe)
 
@@ -26,16 +27,6 @@ PROBES = ("ics:conv2", "ics:dense1", "landscape")
 @pytest.fixture(scope="module")
 def synthetic():
     return synthetic_cifar10(num_train=640, num_test=200)
-
-
-def model_values(model) -> list[np.ndarray]:
-    return [variable.numpy().copy() for variable in model.variables]
-
-
-def assert_same_values(first, second):
-    assert len(first) == len(second)
-    for a, b in zip(first, second):
-        np.testing.assert_array_equal(a, b)
 
 
 # ----------------------------------------------------------------- the grid
@@ -82,14 +73,6 @@ def test_the_new_probes_and_norm_kind_are_accepted():
 
 
 # ----------------------------------------------------------------- trajectory
-def train_in_memory(config, protocol, data):
-    """The runner's loop (probes called at every evaluation): the curve, the
-    probe rows, the trainer and the final values of every model variable."""
-    trainer, _ = T.prepare(config, 0, protocol, data)
-    curve, rows = [], {}
-    for epoch in range(protocol.epochs):
-        curve += trainer.train_epoch(0, epoch, probe_rows=rows)[0]
-    return curve, rows, trainer, model_values(trainer.model)
 
 
 @pytest.mark.parametrize("plain", [

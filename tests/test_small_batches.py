@@ -19,6 +19,7 @@ from bnlib import runner as R
 from bnlib import training as T
 from bnlib.config import RunConfig
 from bnlib.data import synthetic_cifar10
+from helpers import model_values, train_in_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = C.get_profile("smoke", epochs=2, steps_per_epoch=3, eval_every=2,
@@ -52,9 +53,9 @@ def renorm_pair(shape, clipping, ghost_size=None, momentum=0.9,
     beta (momenta that differ, so that a mix-up of the two shows)."""
     import keras
 
-    from bnlib.layers import ManualBatchNorm
+    from bnlib.layers import BatchRenorm
 
-    ours = ManualBatchNorm(momentum=momentum, renorm=True, renorm_clipping=clipping,
+    ours = BatchRenorm(momentum=momentum, renorm_clipping=clipping,
                            renorm_momentum=renorm_momentum, ghost_size=ghost_size)
     keras_layer = keras.layers.BatchNormalization(
         momentum=momentum, renorm=True, renorm_clipping=clipping,
@@ -67,10 +68,6 @@ def renorm_pair(shape, clipping, ghost_size=None, momentum=0.9,
         layer.gamma.assign(gamma)
         layer.beta.assign(beta)
     return ours, keras_layer
-
-
-def model_values(model) -> list[np.ndarray]:
-    return [variable.numpy().copy() for variable in model.variables]
 
 
 # ----------------------------------------------------------------- renorm = Keras
@@ -120,19 +117,19 @@ def test_renorm_equals_keras_renorm_over_the_whole_batch(kind, clipping, ghost):
 def test_the_clipping_binds_where_tested_and_renorm_defaults_are_keras():
     import keras
 
-    from bnlib.layers import ManualBatchNorm
+    from bnlib.layers import BatchRenorm
 
-    layer, stock = ManualBatchNorm(renorm=True), keras.layers.BatchNormalization(
+    layer, stock = BatchRenorm(), keras.layers.BatchNormalization(
         renorm=True)
     assert (layer.renorm_clipping, layer.renorm_momentum) == (
         stock.renorm_clipping, stock.renorm_momentum) == ({}, 0.99)
-    clone = ManualBatchNorm.from_config(ManualBatchNorm(
-        renorm=True, renorm_clipping=CLIPPINGS["tight"], renorm_momentum=0.8,
+    clone = BatchRenorm.from_config(BatchRenorm(
+        renorm_clipping=CLIPPINGS["tight"], renorm_momentum=0.8,
         ghost_size=4).get_config())
-    assert (clone.renorm, clone.renorm_clipping, clone.renorm_momentum,
-            clone.ghost_size) == (True, CLIPPINGS["tight"], 0.8, 4)
+    assert (type(clone), clone.renorm_clipping, clone.renorm_momentum,
+            clone.ghost_size) == (BatchRenorm, CLIPPINGS["tight"], 0.8, 4)
     with pytest.raises(ValueError, match="renorm_clipping takes the keys rmax"):
-        ManualBatchNorm(renorm=True, renorm_clipping={"r_max": 3})
+        BatchRenorm(renorm_clipping={"r_max": 3})
     # the tight clipping changes the first step's output: it is exercised
     x = batches(SHAPES["dense"], count=1)[0]
     tight, _ = renorm_pair(x.shape, CLIPPINGS["tight"])
@@ -177,11 +174,11 @@ def test_renorm_with_ghost_groups_corrects_each_group_by_its_own_r_and_d(kind):
     by its own r = sigma_B / sigma and d = (mu_B - mu) / sigma against the same
     moving statistics, clipped; the moving statistics take the mean of the
     groups' mu_B and sigma_B (NumPy, float64)."""
-    from bnlib.layers import ManualBatchNorm
+    from bnlib.layers import BatchRenorm
 
     g = 4
     shape = SHAPES[kind]
-    layer = ManualBatchNorm(momentum=0.9, renorm=True, renorm_momentum=0.8,
+    layer = BatchRenorm(momentum=0.9, renorm_momentum=0.8,
                             renorm_clipping={"rmax": 1.5, "rmin": 0.5, "dmax": 1.0},
                             ghost_size=g)
     layer.build(shape)
@@ -193,7 +190,7 @@ def test_renorm_with_ghost_groups_corrects_each_group_by_its_own_r_and_d(kind):
         getattr(layer, name).assign(rng.uniform(low, high, channels).astype(np.float32))
     x = batches(shape, count=1, seed=5)[0]
     x[g:2 * g] *= 2.5  # a second group with a wider spread than the first
-    twin = ManualBatchNorm.from_config(layer.get_config())  # the same state
+    twin = BatchRenorm.from_config(layer.get_config())  # the same state
     twin.build(shape)
     for copy, variable in zip(twin.variables, layer.variables):
         copy.assign(variable)
@@ -220,10 +217,10 @@ def test_renorm_holds_r_and_d_constant_in_the_gradient():
     groups and units."""
     import tensorflow as tf
 
-    from bnlib.layers import ManualBatchNorm
+    from bnlib.layers import BatchRenorm
 
     g, shape = 4, SHAPES["dense"]
-    layer = ManualBatchNorm(renorm=True, renorm_clipping={"rmax": 1.5}, ghost_size=g)
+    layer = BatchRenorm(renorm_clipping={"rmax": 1.5}, ghost_size=g)
     layer.build(shape)
     layer.renorm_stddev.assign(np.full(shape[-1], 2.0, np.float32))
     x = batches(shape, count=1, seed=5)[0]
@@ -248,10 +245,10 @@ def test_unclipped_renorm_trains_on_the_moving_statistics():
     """Keras' default (no clipping): r and d undo the group's statistics, so the
     training output is gamma * (x - mu) / sigma + beta with the renorm moving
     statistics, whatever the group; the gradient still sees the group's."""
-    from bnlib.layers import ManualBatchNorm
+    from bnlib.layers import BatchRenorm
 
     shape = SHAPES["conv"]
-    layer = ManualBatchNorm(renorm=True, ghost_size=2)
+    layer = BatchRenorm(ghost_size=2)
     layer.build(shape)
     layer.renorm_mean.assign(np.array([0.5, -1.0, 2.0], np.float32))
     layer.renorm_stddev.assign(np.array([2.0, 0.5, 3.0], np.float32))
@@ -372,12 +369,12 @@ def test_renorm_takes_a_ghost_size_and_the_probe_needs_a_test_batch():
 def test_renorm_layers_are_bnlibs_with_a_ghost_size_and_keras_without():
     import keras
 
-    from bnlib.layers import ManualBatchNorm
+    from bnlib.layers import BatchRenorm
 
     statistics = {"mean": [0.0] * 3, "std": [1.0] * 3}
     ghost = T.build_run_model(GRID.run("renorm-g4"), 0, input_statistics=statistics)
     layers = [ghost.get_layer(f"bn_{tag}") for tag in ("conv1", "conv2", "dense1")]
-    assert all(isinstance(layer, ManualBatchNorm) and layer.renorm
+    assert all(isinstance(layer, BatchRenorm)
                and layer.ghost_size == 4
                and layer.renorm_clipping == {"rmax": 3.0, "rmin": 1 / 3, "dmax": 5.0}
                for layer in layers)
@@ -388,14 +385,6 @@ def test_renorm_layers_are_bnlibs_with_a_ghost_size_and_keras_without():
 
 
 # ----------------------------------------------------------------- the probe
-def train_in_memory(config, protocol, data):
-    """The runner's loop (probes called at every evaluation): the curve, the
-    probe rows, the trainer and the final values of every model variable."""
-    trainer, _ = T.prepare(config, 0, protocol, data)
-    curve, rows = [], {}
-    for epoch in range(protocol.epochs):
-        curve += trainer.train_epoch(0, epoch, probe_rows=rows)[0]
-    return curve, rows, trainer, model_values(trainer.model)
 
 
 @pytest.mark.parametrize("plain", [
