@@ -392,7 +392,8 @@ def rate_findings(lrmap_results: list[dict], lradam_results: list[dict]) -> str:
 
     lines = []
     planned = len(get_grid("lrmap").runs)
-    if len(lrmap_results) < planned:
+    partial = len(lrmap_results) < planned
+    if partial:
         lines.append(f"- **PRELIMINARY:** {len(lrmap_results)} of the map's {planned} "
                      f"runs are finished; what follows reads those.")
     rows = rate_rows(lrmap_results)
@@ -411,7 +412,8 @@ def rate_findings(lrmap_results: list[dict], lradam_results: list[dict]) -> str:
             f"of that from {low:g} to {high:g}"
             + (f"; diverged at {', '.join(f'{rate:g}' for rate in diverged)}"
                if diverged else
-               "; no rate of the map diverged") + ".")
+               f"; no rate {'trained so far' if partial else 'of the map'} "
+               f"diverged") + ".")
     ratio = best["batch"]["learning_rate"] / best["none"]["learning_rate"]
     at_same = next((row for row in rows if row["arm"] == "batch" and
                     row["learning_rate"] == best["none"]["learning_rate"]), None)
