@@ -84,6 +84,7 @@ run-optimizer: setup
 	$(BIN)/python -m bnlib run --grid figure1 --workers 2
 	$(BIN)/python -m bnlib run --grid lrmap --workers 2
 	$(BIN)/python -m bnlib run --grid lradam --workers 2
+	$(BIN)/python -m bnlib run --grid lrfollowup --workers 2
 
 plot: setup
 	$(BIN)/python -m bnlib plot --results-dir results/book --out book/figures

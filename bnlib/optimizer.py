@@ -435,3 +435,173 @@ def rate_findings(lrmap_results: list[dict], lradam_results: list[dict]) -> str:
             parts.append(f"{rate:g}: " + ", ".join(f"{ARMS[a]} {t}" for a, t in text.items()))
         lines.append("- **Adam.** " + "; ".join(parts) + ".")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the follow-up
+FOLLOWUP_TARGET = 0.60  # "steps to reach a fixed test accuracy"
+FOLLOWUP_ROLES = {"none-best": "no BN at its best rate",
+                  "bn-best": "BN at its best rate",
+                  "bn-at-none-best": "BN at the no-BN best rate"}
+
+
+def first_step_at(result: dict, target: float) -> float | None:
+    """The first evaluation step at which one run's test accuracy reaches
+    ``target``; None if it never does within its budget."""
+    return next((float(p[0]) for p in result["curve"] if p[4] >= target), None)
+
+
+def followup_roles(results: list[dict], rates: dict | None = None
+                   ) -> dict[str, list[dict]]:
+    """The follow-up grid's finished seeds (diverged ones included) by role:
+    no BN at its best map rate, BN at its best map rate, BN at the no-BN best
+    rate. ``rates`` are the map's best rates per arm (default
+    :data:`bnlib.config.MAP_BEST_RATES`); when the two coincide, one set of BN
+    runs fills both BN roles. A role with no finished seed is left out."""
+    if rates is None:
+        from .config import MAP_BEST_RATES as rates
+    wanted = {"none-best": ("none", rates["none"]), "bn-best": ("batch", rates["batch"]),
+              "bn-at-none-best": ("batch", rates["none"])}
+    roles = {}
+    for role, (arm, rate) in wanted.items():
+        runs = [r for r in results if _arm(r) == arm
+                and r["config"]["learning_rate"] == rate]
+        if runs:
+            roles[role] = sorted(runs, key=lambda r: r["seed"])
+    return roles
+
+
+def followup_rows(results: list[dict], target: float = FOLLOWUP_TARGET,
+                  rates: dict | None = None) -> list[dict]:
+    """Per role: the learning rate, the seeds (finished and diverged), each
+    finished seed's last-5 test accuracy and the step at which it first
+    reached ``target`` (None: not within the budget)."""
+    rows = []
+    for role, runs in followup_roles(results, rates).items():
+        finished = sorted((r for r in runs if r["status"] == "complete"),
+                          key=lambda r: r["seed"])
+        rows.append({
+            "role": role, "label": FOLLOWUP_ROLES[role], "arm": _arm(runs[0]),
+            "name": runs[0]["name"], "learning_rate": runs[0]["config"]["learning_rate"],
+            "seeds": len(finished),
+            "diverged": sorted(r["seed"] for r in runs if r["status"] == "diverged"),
+            "accuracy": plots.last_n_means(finished),
+            "steps_to_target": [first_step_at(r, target) for r in finished],
+            "total_steps": finished[0]["curve"][-1][0] if finished else None,
+            "steps_per_epoch": plots.steps_per_epoch(finished) if finished else None})
+    return rows
+
+
+def _steps_text(row: dict) -> str:
+    steps = row["steps_to_target"]
+    reached = [s for s in steps if s is not None]
+    if not steps:
+        return "–"
+    text = _range(reached, 0) if reached else ""
+    missed = len(steps) - len(reached)
+    if missed:
+        text += (("; " if text else "") +
+                 f"{missed} of {len(steps)} seeds not within {row['total_steps']:,.0f} steps")
+    return text
+
+
+def followup_table(rows: list[dict], target: float = FOLLOWUP_TARGET):
+    """The follow-up in a table: rate, seeds, last-5 test accuracy and steps to
+    ``target``, mean [min, max] over seeds."""
+    columns = ["run", "SGD learning rate", "seeds", "test accuracy, last 5",
+               f"steps to {target:.2f}"]
+    cells = [[row["label"], f"{row['learning_rate']:g}",
+              str(row["seeds"]) + (f" (+{len(row['diverged'])} diverged)"
+                                   if row["diverged"] else ""),
+              _range(row["accuracy"]) if row["accuracy"] else "–", _steps_text(row)]
+             for row in rows]
+    return plots.result_table(cells, columns)
+
+
+def _fewer_steps(a: list, b: list, budget: float) -> dict:
+    """The book's rule on steps to the target, fewer being better; a seed that
+    never reached it counts as one step past the budget (so it loses to any
+    seed that did, and ties with another that did not)."""
+    def censored(steps):
+        return [-(s if s is not None else budget + 1) for s in steps]
+    return plots.compare_values(censored(a), censored(b))
+
+
+def followup_verdicts(results: list[dict], target: float = FOLLOWUP_TARGET,
+                      rates: dict | None = None) -> dict:
+    """BN at its best rate, and BN at the no-BN best rate, each against no BN at
+    its best rate: final accuracy (higher better) and steps to ``target``
+    (fewer better)."""
+    rows = {row["role"]: row for row in followup_rows(results, target, rates)}
+    none = rows.get("none-best")
+    verdicts = {}
+    for role in ("bn-best", "bn-at-none-best"):
+        bn = rows.get(role)
+        if none is None or bn is None or not none["seeds"] or not bn["seeds"]:
+            continue
+        budget = max(none["total_steps"], bn["total_steps"])
+        verdicts[role] = {
+            "accuracy": plots.compare_values(bn["accuracy"], none["accuracy"]),
+            "steps": _fewer_steps(bn["steps_to_target"], none["steps_to_target"], budget)}
+    return verdicts
+
+
+def followup_figure(results: list[dict], target: float = FOLLOWUP_TARGET,
+                    rates: dict | None = None):
+    """Test accuracy of the follow-up's runs (mean, seed range), the target as
+    a thin line; None while no run is finished."""
+    series, drawn = [], set()
+    for role, runs in followup_roles(results, rates).items():
+        finished = [r for r in runs if r["status"] == "complete"]
+        if finished and runs[0]["name"] not in drawn:  # coinciding BN runs once
+            drawn.add(runs[0]["name"])
+            rate = runs[0]["config"]["learning_rate"]
+            series.append((f"{FOLLOWUP_ROLES[role]} ({rate:g})", finished))
+    fig = plots.series_figure(series, "SGD with momentum 0.9" + plots.data_tag(results),
+                              y_limits=None)
+    if fig is not None:
+        fig.axes[0].axhline(target, color="#999999", lw=0.9, zorder=0)
+    return fig
+
+
+def followup_findings(results: list[dict], planned: int,
+                      target: float = FOLLOWUP_TARGET, rates: dict | None = None) -> str:
+    """The follow-up in words, from the files (``planned``: how many result
+    files the grid makes, so a partial grid says so)."""
+    rows = {row["role"]: row for row in followup_rows(results, target, rates)}
+    lines = []
+    if len(results) < planned:
+        lines.append(f"- **PRELIMINARY:** {len(results)} of the follow-up's {planned} "
+                     f"runs are finished; what follows reads those.")
+    none = rows.get("none-best")
+    if none is None or not none["seeds"] or not any(
+            rows.get(role, {}).get("seeds") for role in ("bn-best", "bn-at-none-best")):
+        return "\n".join(lines + ["- **PRELIMINARY:** no finished pair of no BN and BN yet."])
+    mean = statistics.fmean
+    verdicts = followup_verdicts(results, target, rates)
+    per_epoch = none["steps_per_epoch"]
+    for role in ("bn-best", "bn-at-none-best"):
+        bn = rows.get(role)
+        if role not in verdicts:
+            continue
+        if role == "bn-at-none-best" and "bn-best" in rows and \
+                rows["bn-best"]["name"] == bn["name"]:
+            lines.append("- The map's best rates coincide, so BN at its best rate is "
+                         "also BN at the no-BN best rate.")
+            continue
+        verdict = verdicts[role]
+        finished = [r for r in followup_roles(results, rates)[role]
+                    if r["status"] == "complete"]
+        reach = steps_to_reach(finished, mean(none["accuracy"]))
+        lines.append(
+            f"- **{bn['label']} ({bn['learning_rate']:g}) against no BN "
+            f"at its best rate ({none['learning_rate']:g}).** Test accuracy "
+            f"{mean(bn['accuracy']):.3f} against {mean(none['accuracy']):.3f} (last five "
+            f"evaluations, {bn['seeds']} and {none['seeds']} seeds): "
+            f"{_verdict_words(verdict['accuracy'])}. Steps to {target:.2f}: "
+            f"{_steps_text(bn)} against {_steps_text(none)} (fewer with BN? "
+            f"{_verdict_words(verdict['steps'])})."
+            + (f" BN's mean curve passes no BN's final accuracy after {reach:,.0f} "
+               f"steps ({reach / per_epoch:.1f} epochs)." if reach is not None else
+               " BN's mean curve does not reach no BN's final accuracy."))
+    return "\n".join(lines)
+

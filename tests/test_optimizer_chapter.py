@@ -125,6 +125,92 @@ def test_one_step_leaves_the_model_as_it_was():
     assert summary["ratio_at_largest"] == measured["ratios"][-1]
 
 
+def fake_followup(norm: str, rate: float, seed: int, accuracies: list[float],
+                  status: str = "complete"):
+    """A 15-epoch follow-up run: one evaluation per epoch (390 steps)."""
+    result = fake_map("sgd", norm, rate, None if status == "diverged" else 0.5)
+    result["seed"] = seed
+    result["curve"] = [[390 * (i + 1), i + 1, 1.0, 0.5, a] for i, a in enumerate(accuracies)]
+    return result
+
+
+RATES = {"none": 0.03, "batch": 0.1}
+
+
+def test_followup_by_hand():
+    rising = [0.30, 0.45, 0.55, 0.61, 0.64, 0.66, 0.67]
+    slow = [0.20, 0.30, 0.40, 0.50, 0.58, 0.59, 0.59]
+    results = [fake_followup("none", 0.03, 0, slow), fake_followup("none", 0.03, 1,
+                                                                 slow[:4] + [0.61] * 3),
+               fake_followup("batch", 0.1, 0, rising), fake_followup("batch", 0.1, 1, rising),
+               fake_followup("batch", 0.03, 0, rising),
+               fake_followup("batch", 0.03, 1, rising, status="diverged")]
+    rows = {row["role"]: row for row in optimizer.followup_rows(results, 0.60, RATES)}
+    assert list(rows) == ["none-best", "bn-best", "bn-at-none-best"]
+    # seed 0 without BN never reaches 0.60; seed 1 does at its 5th evaluation
+    assert rows["none-best"]["steps_to_target"] == [None, 1950.0]
+    assert rows["bn-best"]["steps_to_target"] == [1560.0, 1560.0]
+    assert rows["bn-at-none-best"]["seeds"] == 1
+    assert rows["bn-at-none-best"]["diverged"] == [1]
+    assert rows["none-best"]["accuracy"] == pytest.approx(
+        [np.mean(slow[-5:]), np.mean([0.40, 0.50, 0.61, 0.61, 0.61])])
+    verdicts = optimizer.followup_verdicts(results, 0.60, RATES)
+    assert verdicts["bn-best"]["accuracy"]["verdict"] == plots.CLEAR
+    assert verdicts["bn-best"]["steps"]["verdict"] == plots.CLEAR  # 1560 < 1950, never
+    assert verdicts["bn-at-none-best"]["steps"]["verdict"] == plots.ONE_SEED
+    text = optimizer.followup_findings(results, planned=6, target=0.60, rates=RATES)
+    assert "PRELIMINARY" not in text
+    assert "Steps to 0.60: 1560 [1560, 1560] against 1950; 1 of 2 seeds not within 2,730 steps" in text
+    assert "BN at its best rate (0.1) against no BN at its best rate (0.03)" in text
+    assert "BN's mean curve passes no BN's final accuracy after 1,170 steps (3.0 epochs)" in text
+    assert "(+1 diverged)" in str(optimizer.followup_table(list(rows.values())))
+    partial = optimizer.followup_findings(results[:2], planned=6, rates=RATES)
+    assert partial.startswith("- **PRELIMINARY:** 2 of the follow-up's 6 runs")
+    assert partial.endswith("no finished pair of no BN and BN yet.")
+
+
+def test_followup_when_the_best_rates_coincide():
+    same = {"none": 0.03, "batch": 0.03}
+    rising = [0.5, 0.6, 0.7]
+    results = [fake_followup("none", 0.03, s, [0.4, 0.5, 0.55]) for s in (0, 1)] + \
+              [fake_followup("batch", 0.03, s, rising) for s in (0, 1)]
+    roles = optimizer.followup_roles(results, same)
+    assert roles["bn-best"] is roles["bn-at-none-best"] or \
+        roles["bn-best"] == roles["bn-at-none-best"]
+    text = optimizer.followup_findings(results, planned=4, rates=same)
+    assert "The map's best rates coincide" in text
+    assert text.count("against no BN at its best rate") == 1
+
+
+def test_followup_grid_runs_the_maps_configurations():
+    """The follow-up trains the map's own configurations at the map's best
+    rates, and chapter 07 uses the no-BN best rate."""
+    from bnlib import config as C
+
+    mapped = {run.name: run for run in GRIDS["lrmap"].runs}
+    followup = GRIDS["lrfollowup"].runs
+    assert all(mapped[run.name] == run for run in followup)
+    assert {(run.norm_dense, run.learning_rate) for run in followup} == {
+        ("none", C.MAP_BEST_RATES["none"]), ("batch", C.MAP_BEST_RATES["batch"]),
+        ("batch", C.MAP_BEST_RATES["none"])}
+    assert {run.learning_rate for run in GRIDS["santurkar"].runs} == {
+        C.MAP_BEST_RATES["none"]}
+    assert get_profile(GRIDS["lrfollowup"].profile).epochs == get_profile("book").epochs
+
+
+def test_the_best_rates_are_the_maps():
+    """MAP_BEST_RATES, which the follow-up and chapter 07 train at, are the
+    best rates of the committed map."""
+    from bnlib.config import MAP_BEST_RATES
+
+    results = _committed("lrmap")
+    if len(results) < len(GRIDS["lrmap"].runs):
+        pytest.skip("the learning-rate map is not complete")
+    best = optimizer.best_rates(optimizer.rate_rows(results))
+    assert {arm: row["learning_rate"] for arm, row in best.items()} == MAP_BEST_RATES, \
+        "set bnlib.config.MAP_BEST_RATES to the map's best rates (and retrain the follow-up)"
+
+
 def test_result_folders():
     book = get_profile("book")
     assert chapter_results_dir("figure1", book) == Path("results/figure1")
@@ -159,6 +245,10 @@ def test_the_notebook_states_the_findings_the_files_give():
     assert expected in outputs, f"re-execute notebook 06: Figure 1 findings now read\n{expected}"
     expected = optimizer.rate_findings(_committed("lrmap"), _committed("lradam"))
     assert expected in outputs, f"re-execute notebook 06: the rate findings now read\n{expected}"
+    grid = GRIDS["lrfollowup"]
+    planned = len(grid.runs) * get_profile(grid.profile).seeds
+    expected = optimizer.followup_findings(_committed("lrfollowup"), planned)
+    assert expected in outputs, f"re-execute notebook 06: the follow-up now reads\n{expected}"
 
 
 def test_committed_figure1_runs_follow_the_protocol():

@@ -31,7 +31,9 @@ def synthetic():
 
 # ----------------------------------------------------------------- the grid
 def test_the_santurkar_grid_validates_and_lists_four_arms():
-    assert (GRID.chapter, GRID.profile) == ("07", "book")
+    assert (GRID.chapter, GRID.profile) == ("07", "two-seeds")
+    protocol = C.get_profile(GRID.profile)  # the issue: 15 epochs, at least 2 seeds
+    assert (protocol.epochs, protocol.seeds) == (C.get_profile("book").epochs, 2)
     assert [r.name for r in GRID.runs] == ["sgd-none", "sgd-bn", "sgd-noisy",
                                            "sgd-noise"]
     assert [(r.norm_conv, r.norm_dense) for r in GRID.runs] == [
@@ -43,7 +45,9 @@ def test_the_santurkar_grid_validates_and_lists_four_arms():
         assert (run.input_scaling, run.dropout) == ("standardize", 0.0)
     assert [r.probes for r in GRID.runs] == [PROBES, PROBES, (), ()]
     assert GRID.runs[3].label.startswith("BN noise only conv+dense, standardized")
-    assert GRID.results_dir(C.get_profile("book")).as_posix() == "results/santurkar"
+    assert GRID.results_dir(protocol).as_posix() == "results/santurkar"
+    assert R.chapter_results_dir("santurkar", C.get_profile("book")).as_posix() == \
+        "results/santurkar"  # what the chapter reads under the book profile
 
 
 @pytest.mark.parametrize("changes, message", [
