@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -193,7 +194,23 @@ def cmd_plot(args) -> int:
         raise SystemExit(f"error: no finished results in {args.results_dir}")
     for path in write_book_assets(results, args.out):
         print(path)
+    print(write_controls_headline(Path(args.results_dir).parent, args.out))
     return 0
+
+
+def write_controls_headline(results_root, out_dir) -> Path:
+    """book/figures/controls.md: chapter 05's control in one paragraph, from
+    the control grids' result files under ``results_root`` (the book profile's
+    folders), written atomically."""
+    from .config import get_profile
+    from .controls import headline_markdown, load_control_results, results_folders
+
+    folders = results_folders(get_profile("book"), results_root)
+    path = Path(out_dir) / "controls.md"
+    partial = path.with_name(".controls.partial.md")
+    partial.write_text(headline_markdown(load_control_results(folders)) + "\n")
+    os.replace(partial, path)
+    return path
 
 
 def cmd_data(args) -> int:

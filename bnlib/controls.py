@@ -288,3 +288,51 @@ def findings_markdown(results: dict[str, list[dict]]) -> str:
             f"{row['worse_mean']:.3f} ({row['diff']:+.3f}, seeds "
             f"{row['seeds'][0]}/{row['seeds'][1]}): *{row['verdict']}*.")
     return "\n".join(lines)
+
+
+HEADLINE_VERDICT_WORDS = {
+    plots.CLEAR: "every seed with BN ahead, so BN's lead survives the control",
+    plots.CLEAR_OTHER_WAY: "every seed without BN ahead, so BN's lead does not survive "
+                           "the control",
+    plots.WITHIN_SPREAD: "the seed ranges overlap, so on this evidence BN's lead does "
+                         "not clearly survive the control",
+    plots.ONE_SEED: "one seed on a side, so no verdict yet",
+}
+
+
+def headline_markdown(results: dict[str, list[dict]]) -> str:
+    """The introduction's (and chapter 04's) paragraph on chapter 05's control,
+    written from the result files: how much of chapter 04's BN gap (dropout
+    0) standardizing the inputs alone closes, and whether BN conv+dense still
+    beats no BN with standardized inputs. Says PRELIMINARY while the
+    standardized grid's dropout-0 pair is not complete."""
+    gap = gap_closed(results)
+    if gap is None:
+        return ("**Is it just the inputs?** Chapter 05 repeats the comparison with "
+                "standardized inputs; its runs are not trained yet.")
+    grid = get_grid("standardized")
+    from .config import get_profile
+
+    seeds = get_profile(grid.profile).seeds
+    names = ("std-none-d0", "std-bn-both-d0")
+    done = [len(runs_of(results, "standardized", name)) for name in names]
+    status = ("" if min(done) >= seeds else
+              f" **Preliminary: {done[0]} and {done[1]} of {seeds} seeds of these two "
+              f"runs have finished; the numbers will move.**")
+    std_bn = runs_of(results, "standardized", "std-bn-both-d0")
+    row = answer(results, QUESTIONS[[q.key for q in QUESTIONS].index("std-bn-both")])
+    text = (f"**Is it just the inputs?** The article feeds raw 0–255 pixels to the "
+            f"network, so BN after the first convolution also fixes the input's "
+            f"scale. Chapter 05 repeats the dropout-0 comparison with standardized "
+            f"inputs (each colour channel's mean and standard deviation over the "
+            f"training split). On raw pixels BN conv+dense leads no BN by "
+            f"{gap['gap']:+.3f} ({gap['raw_bn']:.3f} against {gap['raw_none']:.3f}). "
+            f"Standardizing alone, without BN, reaches {gap['std_none']:.3f} "
+            f"({gap['std_seeds']} seed{'s' if gap['std_seeds'] > 1 else ''}): "
+            f"{100 * gap['share']:.0f} % of that gap.")
+    if std_bn:
+        text += (f" With standardized inputs BN conv+dense reaches "
+                 f"{row['better_mean']:.3f} ({len(std_bn)} seed"
+                 f"{'s' if len(std_bn) > 1 else ''}), {row['diff']:+.3f} over no BN: "
+                 f"{HEADLINE_VERDICT_WORDS[row['verdict']]}.")
+    return text + status

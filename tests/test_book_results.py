@@ -71,6 +71,19 @@ def test_the_committed_headline_is_the_one_the_results_give(results):
         "--out book/figures")
 
 
+def test_the_committed_control_paragraph_is_the_one_the_results_give():
+    """The introduction's paragraph on chapter 05's control (book/figures/
+    controls.md) is what the control grids' files give today."""
+    from bnlib import controls
+
+    folders = controls.results_folders(BOOK_PROTOCOL, ROOT / "results")
+    expected = controls.headline_markdown(controls.load_control_results(folders)) + "\n"
+    committed = (ROOT / "book" / "figures" / "controls.md").read_text()
+    assert committed == expected, (
+        "book/figures/controls.md is stale: python -m bnlib plot --results-dir "
+        "results/book --out book/figures")
+
+
 def verdict(results, better, worse):
     return plots.compare(results, better, worse)["verdict"]
 

@@ -61,6 +61,49 @@ def test_answers_and_findings_from_hand_made_results():
     assert f"*{plots.CLEAR}*" in text
 
 
+def test_the_control_headline_from_hand_made_results():
+    def results(std_seeds, std_bn_accuracies):
+        return {
+            "article": [fake_result("article", "none-d0", s, 0.54) for s in range(3)]
+            + [fake_result("article", "bn-both-d0", s, 0.68) for s in range(3)],
+            "standardized": [fake_result("standardized", "std-none-d0", s, 0.65 + s / 100)
+                             for s in range(std_seeds)]
+            + [fake_result("standardized", "std-bn-both-d0", s, a)
+               for s, a in enumerate(std_bn_accuracies)],
+            "inputs": [], "budget": []}
+
+    text = controls.headline_markdown(results(3, [0.70, 0.71, 0.72]))
+    assert "BN conv+dense leads no BN by +0.140 (0.680 against 0.540)" in text
+    assert "reaches 0.660 (3 seeds): 86 % of that gap" in text
+    assert "BN conv+dense reaches 0.710 (3 seeds), +0.050 over no BN: every seed " \
+           "with BN ahead, so BN's lead survives the control." in text
+    assert "Preliminary" not in text
+    overlapping = controls.headline_markdown(results(3, [0.655, 0.70, 0.71]))
+    assert "does not clearly survive the control" in overlapping
+    partial = controls.headline_markdown(results(2, [0.70]))
+    assert "one seed on a side, so no verdict yet" in partial
+    assert partial.endswith("**Preliminary: 2 and 1 of 3 seeds of these two runs "
+                            "have finished; the numbers will move.**")
+    assert "not trained yet" in controls.headline_markdown(
+        {"article": [], "standardized": [], "inputs": [], "budget": []})
+
+
+def test_chapters_04_and_05_show_what_the_files_give():
+    """The committed notebooks' generated paragraphs (chapter 04's control
+    paragraph, chapter 05's findings) are what the result files give today."""
+    import json
+
+    folders = controls.results_folders(get_profile("book"), ROOT / "results")
+    found = controls.load_control_results(folders)
+    for notebook, expected in (
+            ("04_experiment", controls.headline_markdown(found)),
+            ("05_inputs", controls.findings_markdown(found))):
+        cells = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())["cells"]
+        outputs = ["".join(o["data"]["text/markdown"]) for c in cells
+                   for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
+        assert expected in outputs, f"re-execute notebook {notebook}: it now reads\n{expected}"
+
+
 def test_one_seed_is_never_called_clear():
     results = {"article": [fake_result("article", "none-d0", 0, 0.5)],
                "standardized": [fake_result("standardized", "std-none-d0", 0, 0.7)]}
