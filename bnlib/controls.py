@@ -109,7 +109,36 @@ def gap_closed(results: dict[str, list[dict]]) -> dict | None:
             "std_seeds": len(runs_of(results, "standardized", "std-none-d0"))}
 
 
-def answers_table(rows: list[dict]):
+def planned_seeds(grid: str) -> int:
+    """How many seeds each run of a control grid gets under its own profile."""
+    from .config import get_profile
+
+    return get_profile(get_grid(grid).profile).seeds
+
+
+def unfinished(results: dict[str, list[dict]], runs) -> list[str]:
+    """``"name (k of n seeds)"`` for each ``(grid, run name)`` with fewer
+    finished seeds than its grid plans (``"name (not trained yet)"`` for none)."""
+    notes = []
+    for grid, name in dict.fromkeys(runs):
+        done, planned = len(runs_of(results, grid, name)), planned_seeds(grid)
+        if done < planned:
+            notes.append(f"{name} ({'not trained yet' if not done else f'{done} of {planned} seeds'})")
+    return notes
+
+
+def preliminary_note(results: dict[str, list[dict]], runs) -> str:
+    """One PRELIMINARY line naming the unfinished runs, or ``""``."""
+    notes = unfinished(results, runs)
+    return ("" if not notes else
+            "PRELIMINARY, still training: " + ", ".join(notes) + ".")
+
+
+def question_runs() -> list[tuple[str, str]]:
+    return [side for q in QUESTIONS for side in (q.better, q.worse)]
+
+
+def answers_table(rows: list[dict], results: dict[str, list[dict]] | None = None):
     """The verdicts as a table (HTML on the page, text for nbval)."""
     def number(value, fmt):
         return "–" if value is None else format(value, fmt)
@@ -118,9 +147,10 @@ def answers_table(rows: list[dict]):
               number(row.get("worse_mean"), ".3f"),
               number(row.get("diff"), "+.3f"),
               "{}/{}".format(*row["seeds"]), row["verdict"]] for row in rows]
+    note = preliminary_note(results, question_runs()) if results is not None else ""
     return plots.result_table(cells, ["question (first vs second)", "first",
                                       "second", "difference", "seeds",
-                                      "verdict"])
+                                      "verdict"], caption=note or None)
 
 
 # --------------------------------------------------------------------------- figures
@@ -198,6 +228,17 @@ def bn_gap_over_budget(rows: list[dict], windows=BUDGET_WINDOWS) -> dict:
     return gaps
 
 
+def show_control_figure(results: dict[str, list[dict]], name: str,
+                        y_limits=plots.Y_LIMITS) -> None:
+    """Draw one of :data:`FIGURES` and, while some of its runs are missing
+    seeds, print which (so a partial figure says what it lacks)."""
+    _, series = FIGURES[name]
+    note = preliminary_note(results, [(grid, run) for _, grid, run in series])
+    if note:
+        print(note)
+    show_figure(control_figure(results, name, y_limits), "this figure's runs")
+
+
 def show_figure(fig, what: str) -> None:
     """Show a figure, or say that its runs are still to be trained."""
     import matplotlib.pyplot as plt
@@ -270,6 +311,10 @@ def findings_markdown(results: dict[str, list[dict]]) -> str:
     """The chapter's findings in words, generated from the result files: one
     bullet per question with both means, the difference and the verdict."""
     lines = []
+    notes = unfinished(results, question_runs())
+    if notes:
+        lines.append(f"- **PRELIMINARY, still training:** {', '.join(notes)}. Verdicts "
+                     f"on those runs will move as their seeds come in.")
     gap = gap_closed(results)
     if gap is not None:
         lines.append(
@@ -277,8 +322,8 @@ def findings_markdown(results: dict[str, list[dict]]) -> str:
             f"conv+dense ({gap['raw_bn']:.3f}) on raw inputs is "
             f"{gap['gap']:+.3f}; standardizing the inputs alone, without BN, "
             f"reaches {gap['std_none']:.3f} ({gap['std_seeds']} seed"
-            f"{'s' if gap['std_seeds'] > 1 else ''}): **{100 * gap['share']:.0f} %** "
-            f"of that gap.")
+            f"{'s' if gap['std_seeds'] > 1 else ''}) and so closes "
+            f"**{100 * gap['share']:.0f} %** of that gap{_more_than_all(gap)}.")
     for row in answers(results):
         if row["verdict"] == plots.MISSING:
             lines.append(f"- {row['question']}: not trained yet.")
@@ -288,6 +333,10 @@ def findings_markdown(results: dict[str, list[dict]]) -> str:
             f"{row['worse_mean']:.3f} ({row['diff']:+.3f}, seeds "
             f"{row['seeds'][0]}/{row['seeds'][1]}): *{row['verdict']}*.")
     return "\n".join(lines)
+
+
+def _more_than_all(gap: dict) -> str:
+    return " (more than all of it)" if gap["share"] > 1 else ""
 
 
 HEADLINE_VERDICT_WORDS = {
@@ -317,19 +366,19 @@ def headline_markdown(results: dict[str, list[dict]]) -> str:
     names = ("std-none-d0", "std-bn-both-d0")
     done = [len(runs_of(results, "standardized", name)) for name in names]
     status = ("" if min(done) >= seeds else
-              f" **Preliminary: {done[0]} and {done[1]} of {seeds} seeds of these two "
-              f"runs have finished; the numbers will move.**")
+              f" **Preliminary: {done[0]} of {seeds} seeds without BN and {done[1]} "
+              f"of {seeds} with BN have finished; the numbers will move.**")
     std_bn = runs_of(results, "standardized", "std-bn-both-d0")
     row = answer(results, QUESTIONS[[q.key for q in QUESTIONS].index("std-bn-both")])
     text = (f"**Is it just the inputs?** The article feeds raw 0–255 pixels to the "
-            f"network, so BN after the first convolution also fixes the input's "
-            f"scale. Chapter 05 repeats the dropout-0 comparison with standardized "
+            f"network, so BN behind the first convolution also rescales what every "
+            f"later layer sees. Chapter 05 repeats the dropout-0 comparison with standardized "
             f"inputs (each colour channel's mean and standard deviation over the "
             f"training split). On raw pixels BN conv+dense leads no BN by "
             f"{gap['gap']:+.3f} ({gap['raw_bn']:.3f} against {gap['raw_none']:.3f}). "
             f"Standardizing alone, without BN, reaches {gap['std_none']:.3f} "
-            f"({gap['std_seeds']} seed{'s' if gap['std_seeds'] > 1 else ''}): "
-            f"{100 * gap['share']:.0f} % of that gap.")
+            f"({gap['std_seeds']} seed{'s' if gap['std_seeds'] > 1 else ''}) and so "
+            f"closes {100 * gap['share']:.0f} % of that gap{_more_than_all(gap)}.")
     if std_bn:
         text += (f" With standardized inputs BN conv+dense reaches "
                  f"{row['better_mean']:.3f} ({len(std_bn)} seed"

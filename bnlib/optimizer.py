@@ -327,9 +327,63 @@ def one_step_summary(measurements: list[dict]) -> dict:
     return {"loss": float(np.mean([m["loss"] for m in measurements])),
             "gradient_norm": float(np.mean([m["gradient_norm"] for m in measurements])),
             "gradient_cosine": float(np.mean([m["gradient_cosine"] for m in measurements])),
+            "cosine_range": (float(min(m["gradient_cosine"] for m in measurements)),
+                             float(max(m["gradient_cosine"] for m in measurements))),
+            "seeds": len(measurements),
             "best_ratio": float(ratios.min()), "best_step": steps[int(ratios.argmin())],
             "largest_helpful_step": max(helpful) if helpful else None,
             "ratio_at_largest": float(ratios[-1])}
+
+
+def one_step_figure(one_step: dict[str, list[dict]], zoom=(0.9, 1.1)):
+    """Figure 6.2: L(w − ηg)/L(w) against η per arm (mean over seeds, range
+    shaded), (a) on log-log axes, (b) zoomed on ratios near 1, where a step
+    starts to help or to hurt."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.9), dpi=plots.FIGURE_DPI,
+                             layout="constrained")
+    for ax, letter in zip(axes, "ab"):
+        for position, (arm, label) in enumerate(ARMS.items()):
+            measured = one_step[arm]
+            steps = measured[0]["step_sizes"]
+            ratios = np.array([m["ratios"] for m in measured])
+            ax.plot(steps, ratios.mean(axis=0), "-", color=ARM_COLORS[arm],
+                    marker=plots.MARKERS[position], lw=1.8,
+                    label=f"{label} ({len(measured)} seeds)")
+            ax.fill_between(steps, ratios.min(axis=0), ratios.max(axis=0),
+                            color=ARM_COLORS[arm], alpha=0.15, lw=0)
+        ax.axhline(1.0, color="#999999", lw=0.8)
+        ax.set(xscale="log", xlabel="step size η")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set(yscale="log", ylabel="L(w − ηg) / L(w), on other images")
+    axes[0].set_title("(a) every step size", fontsize=10)
+    axes[1].set_ylim(*zoom)
+    axes[1].set_title(f"(b) zoomed on ratios {zoom[0]:g}–{zoom[1]:g}", fontsize=10)
+    axes[0].legend(fontsize=9)
+    return fig
+
+
+def one_step_findings(one_step: dict[str, list[dict]]) -> str:
+    """Figure 6.2 in words, per arm, from the measurements."""
+    lines = []
+    for arm, label in ARMS.items():
+        summary = one_step_summary(one_step[arm])
+        low, high = summary["cosine_range"]
+        helpful = summary["largest_helpful_step"]
+        same_sign = "every seed" if low * high > 0 else "not every seed"
+        lines.append(
+            f"- **{label}.** The batch gradient's cosine with the other images' "
+            f"gradient is {summary['gradient_cosine']:+.2f} (seeds {low:+.2f} to "
+            f"{high:+.2f}: {same_sign} the same sign). "
+            + ("No step size lowers the loss on the other images"
+               if helpful is None else
+               f"Steps up to η = {helpful:.3g} lower the loss on the other images "
+               f"(to {summary['best_ratio']:.3f} of its value at best, at "
+               f"η = {summary['best_step']:.3g})")
+            + f"; at η = {one_step[arm][0]['step_sizes'][-1]:g} the loss is "
+              f"{summary['ratio_at_largest']:.3g} times what it was.")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- in words
@@ -386,21 +440,20 @@ def figure1_findings(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def rate_findings(lrmap_results: list[dict], lradam_results: list[dict]) -> str:
-    """The learning-rate map and the Adam runs in words, from the files."""
-    from .config import get_grid
+MIN_RATES = 3  # rates per network before a best rate or a range means anything
 
+
+def _rates_so_far(trained: dict[str, list[dict]]) -> list[str]:
+    lines = [f"- **{ARMS[arm]}, SGD, rates trained so far.** " + "; ".join(
+        f"{row['learning_rate']:g}: " + ("diverged" if row["accuracy"] is None
+                                         else f"{row['accuracy']:.3f}")
+        for row in mine) + "." for arm, mine in trained.items()]
+    return lines + [f"- Best rates and usable ranges are stated once each network "
+                    f"has at least {MIN_RATES} rates trained."]
+
+
+def _map_in_words(rows: list[dict], best: dict, partial: bool) -> list[str]:
     lines = []
-    planned = len(get_grid("lrmap").runs)
-    partial = len(lrmap_results) < planned
-    if partial:
-        lines.append(f"- **PRELIMINARY:** {len(lrmap_results)} of the map's {planned} "
-                     f"runs are finished; what follows reads those.")
-    rows = rate_rows(lrmap_results)
-    best = best_rates(rows)
-    if set(best) != set(ARMS):
-        return ("**PRELIMINARY:** the learning-rate map has no finished run of both "
-                "networks yet; the findings are written from its files once it has.")
     for arm, label in ARMS.items():
         mine = [row for row in rows if row["arm"] == arm]
         diverged = sorted(row["learning_rate"] for row in mine
@@ -424,6 +477,29 @@ def rate_findings(lrmap_results: list[dict], lradam_results: list[dict]) -> str:
                  if at_same and at_same["accuracy"] is not None else "")
         + ". One seed per rate: the map locates the rates, it does not judge "
           "differences of a few points.")
+    return lines
+
+
+def rate_findings(lrmap_results: list[dict], lradam_results: list[dict]) -> str:
+    """The learning-rate map and the Adam runs in words, from the files."""
+    from .config import get_grid
+
+    lines = []
+    planned = len(get_grid("lrmap").runs)
+    partial = len(lrmap_results) < planned
+    if partial:
+        lines.append(f"- **PRELIMINARY:** {len(lrmap_results)} of the map's {planned} "
+                     f"runs are finished; what follows reads those.")
+    rows = rate_rows(lrmap_results)
+    best = best_rates(rows)
+    if set(best) != set(ARMS):
+        return ("**PRELIMINARY:** the learning-rate map has no finished run of both "
+                "networks yet; the findings are written from its files once it has.")
+    trained = {arm: [row for row in rows if row["arm"] == arm] for arm in ARMS}
+    if partial and min(len(mine) for mine in trained.values()) < MIN_RATES:
+        lines.extend(_rates_so_far(trained))
+    else:
+        lines.extend(_map_in_words(rows, best, partial))
     adam = rate_rows(lradam_results)
     if adam:
         parts = []
@@ -605,3 +681,25 @@ def followup_findings(results: list[dict], planned: int,
                " BN's mean curve does not reach no BN's final accuracy."))
     return "\n".join(lines)
 
+
+
+def cnn_probe_pair(lrmap_results: list[dict], followup_results: list[dict],
+                   rates: dict | None = None) -> tuple[list[dict], float | None, str]:
+    """The runs behind Figure 6.5: no BN and BN conv+dense at the no-BN best
+    rate, from the follow-up (15 epochs, every finished seed) once both have
+    a finished seed there, else the map's 3-epoch pair at its best no-BN rate.
+    Returns ``(runs, rate, where they come from)``; no runs while neither
+    has a finished pair."""
+    roles = followup_roles(followup_results, rates)
+    pair = [r for role in ("none-best", "bn-at-none-best") for r in roles.get(role, [])
+            if r["status"] == "complete"]
+    if {_arm(r) for r in pair} == set(ARMS):
+        return pair, pair[0]["config"]["learning_rate"], "the follow-up (15 epochs)"
+    best = best_rates(rate_rows(lrmap_results)).get("none")
+    if best is None:
+        return [], None, "nothing yet"
+    pair = [r for r in pair_at_rate(lrmap_results, best["learning_rate"])
+            if r["status"] == "complete"]
+    if {_arm(r) for r in pair} != set(ARMS):
+        return [], None, "nothing yet"
+    return pair, best["learning_rate"], "the map (3 epochs, one seed)"

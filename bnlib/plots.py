@@ -468,7 +468,20 @@ def headline_markdown(results: list[dict]) -> str:
         f"{' re-encoded as JPEG q75' if 'JPEG' in data['notes'] else ''}; "
         f"{hours:.1f} CPU-hours on {first['environment']['cpu']}), the best "
         f"configuration is run {best} ({GRID[best].label}): {comparison}"
-        f"{status}\n")
+        f"{_level_with(results, best)}{status}\n")
+
+
+def _level_with(results: list[dict], best: int) -> str:
+    """A sentence naming the runs the best one does not clearly beat (the
+    book's rule, with at least two seeds on each side), or ``""``."""
+    level = [run_id for run_id in sorted(group_by_run(results)) if run_id != best
+             and compare(results, best, run_id)["verdict"] == WITHIN_SPREAD]
+    if not level:
+        return ""
+    names = ", ".join(f"run {run_id} ({GRID[run_id].label})" for run_id in level)
+    return (f" It is best by its mean only: {names} "
+            f"{'is' if len(level) == 1 else 'are'} level with it within the seed "
+            f"spread.")
 
 
 # --------------------------------------------------------------------------- tables

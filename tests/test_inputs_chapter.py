@@ -56,7 +56,7 @@ def test_answers_and_findings_from_hand_made_results():
     gap = controls.gap_closed(results)
     assert gap["share"] == pytest.approx(0.11 / 0.14)
     text = controls.findings_markdown(results)
-    assert "reaches 0.660 (3 seeds): **79 %** of that gap" in text
+    assert "reaches 0.660 (3 seeds) and so closes **79 %** of that gap." in text
     assert "inputs /255 vs raw inputs, no BN: not trained yet." in text
     assert f"*{plots.CLEAR}*" in text
 
@@ -74,7 +74,7 @@ def test_the_control_headline_from_hand_made_results():
 
     text = controls.headline_markdown(results(3, [0.70, 0.71, 0.72]))
     assert "BN conv+dense leads no BN by +0.140 (0.680 against 0.540)" in text
-    assert "reaches 0.660 (3 seeds): 86 % of that gap" in text
+    assert "reaches 0.660 (3 seeds) and so closes 86 % of that gap." in text
     assert "BN conv+dense reaches 0.710 (3 seeds), +0.050 over no BN: every seed " \
            "with BN ahead, so BN's lead survives the control." in text
     assert "Preliminary" not in text
@@ -82,8 +82,8 @@ def test_the_control_headline_from_hand_made_results():
     assert "does not clearly survive the control" in overlapping
     partial = controls.headline_markdown(results(2, [0.70]))
     assert "one seed on a side, so no verdict yet" in partial
-    assert partial.endswith("**Preliminary: 2 and 1 of 3 seeds of these two runs "
-                            "have finished; the numbers will move.**")
+    assert partial.endswith("**Preliminary: 2 of 3 seeds without BN and 1 of 3 "
+                            "with BN have finished; the numbers will move.**")
     assert "not trained yet" in controls.headline_markdown(
         {"article": [], "standardized": [], "inputs": [], "budget": []})
 

@@ -100,6 +100,32 @@ def test_learning_rate_map_by_hand():
     assert diverged["diverged_at_step"] == 42
 
 
+def test_a_partial_map_lists_its_rates():
+    results = [fake_map("sgd", "none", 0.001, 0.55), fake_map("sgd", "batch", 0.001, 0.65),
+               fake_map("sgd", "none", 0.003, None)]
+    text = optimizer.rate_findings(results, [fake_map("adam", "none", 1e-3, 0.6)])
+    assert text.startswith("- **PRELIMINARY:** 3 of the map's 14 runs are finished")
+    assert "- **no BN, SGD, rates trained so far.** 0.001: 0.550; 0.003: diverged." in text
+    assert "- **BN, SGD, rates trained so far.** 0.001: 0.650." in text
+    assert "Best rate 0" not in text and "The ratio" not in text
+    assert "- **Adam.** 0.001: no BN 0.600." in text
+
+
+def test_one_step_in_words():
+    def measured(cosine, ratios):
+        return {"ratios": ratios, "step_sizes": [0.01, 0.1, 10.0], "loss": 2.3,
+                "gradient_norm": 1.0, "gradient_cosine": cosine}
+    one_step = {"none": [measured(-0.1, [1.01, 2.0, 50.0]), measured(-0.2, [1.02, 3.0, 70.0])],
+                "batch": [measured(0.3, [0.98, 0.99, 5.0]), measured(-0.1, [0.99, 1.02, 7.0])]}
+    text = optimizer.one_step_findings(one_step)
+    assert ("- **no BN.** The batch gradient's cosine with the other images' gradient is "
+            "-0.15 (seeds -0.20 to -0.10: every seed the same sign). No step size lowers "
+            "the loss on the other images; at η = 10 the loss is 60 times what it was.") in text
+    assert ("(seeds -0.10 to +0.30: not every seed the same sign). Steps up to η = 0.01 "
+            "lower the loss on the other images (to 0.985 of its value at best, at "
+            "η = 0.01)") in text
+
+
 def test_map_accuracy_is_the_last_epochs_mean():
     result = fake_map("sgd", "none", 0.1, 0.5)
     result["curve"][-1][4] = 0.7  # epochs 2.5 and 3.0 form the last epoch
@@ -180,6 +206,21 @@ def test_followup_when_the_best_rates_coincide():
     text = optimizer.followup_findings(results, planned=4, rates=same)
     assert "The map's best rates coincide" in text
     assert text.count("against no BN at its best rate") == 1
+
+
+def test_figure_6_5_prefers_the_followup_pair():
+    mapped = [fake_map("sgd", "none", 0.03, 0.5), fake_map("sgd", "batch", 0.03, 0.55),
+              fake_map("sgd", "batch", 0.1, 0.6)]
+    runs, rate, source = optimizer.cnn_probe_pair(mapped, [], RATES)
+    assert (len(runs), rate, source) == (2, 0.03, "the map (3 epochs, one seed)")
+    followup = [fake_followup("none", 0.03, 0, [0.5] * 6),
+                fake_followup("batch", 0.1, 0, [0.6] * 6)]
+    runs, rate, _ = optimizer.cnn_probe_pair(mapped, followup, RATES)
+    assert rate == 0.03 and len(runs) == 2  # BN at 0.03 not in the follow-up yet
+    followup += [fake_followup("batch", 0.03, s, [0.55] * 6) for s in (0, 1)]
+    runs, rate, source = optimizer.cnn_probe_pair(mapped, followup, RATES)
+    assert (len(runs), rate, source) == (3, 0.03, "the follow-up (15 epochs)")
+    assert optimizer.cnn_probe_pair([], [], RATES) == ([], None, "nothing yet")
 
 
 def test_followup_grid_runs_the_maps_configurations():
