@@ -449,6 +449,8 @@ def followup_runs() -> tuple[RunConfig, ...]:
 # BN (so the baseline is not handicapped), as the paper compares at equal rates
 SANTURKAR_LEARNING_RATE = MAP_BEST_RATES["none"]
 SANTURKAR_PROBES = ("ics:conv2", "ics:dense1", "landscape")
+# the distributions the noise moves: each normalization's output, one channel
+SANTURKAR_NORM_PROBES = ("norm_output:conv1", "norm_output:conv2", "norm_output:dense1")
 SANTURKAR_NORMS = {"none": "none", "batch": "bn", "noisy": "noisy", "noise": "noise"}
 
 
@@ -457,13 +459,15 @@ def santurkar_runs() -> tuple[RunConfig, ...]:
     and the dense layer (dropout 0, standardized inputs, SGD with momentum 0.9
     at :data:`SANTURKAR_LEARNING_RATE`). No BN and BN record the paper's
     measurements at every evaluation: the internal covariate shift of conv2's
-    and dense1's kernel gradients and the loss landscape along the gradient
-    (see :mod:`bnlib.probes`)."""
+    and dense1's kernel gradients and the loss landscape along the gradient;
+    every arm with a normalization layer records one channel of each such
+    layer's output (see :mod:`bnlib.probes`)."""
     return tuple(
         RunConfig(f"sgd-{tag}", norm_conv=norm, norm_dense=norm,
                   input_scaling="standardize", optimizer="sgd",
                   learning_rate=SANTURKAR_LEARNING_RATE, momentum=SGD_MOMENTUM,
-                  probes=SANTURKAR_PROBES if norm in ("none", "batch") else ())
+                  probes=(SANTURKAR_PROBES if norm in ("none", "batch") else ())
+                  + (SANTURKAR_NORM_PROBES if norm != "none" else ()))
         for norm, tag in SANTURKAR_NORMS.items())
 
 

@@ -11,7 +11,8 @@ moving averages, the seed state of dropout and of noisy BN) exactly as it found
 it (a test trains the same run with and without a probe and compares the curves
 bit for bit). ``activation_input`` reads the model in inference mode on a fixed
 batch of test images and changes nothing; ``ics`` and ``landscape`` evaluate the
-training loss at moved weights on a fixed batch of training images, and
+training loss at moved weights on a fixed batch of training images,
+``norm_output`` runs part of the model in training mode on that batch, and
 ``batch_stats_eval`` runs the model in training mode on test batches; each then
 assigns every model variable its saved value back.
 
@@ -42,6 +43,16 @@ Kinds:
     the layer itself and the later ones unchanged. Records ``||G - G'||_2``,
     ``cos(G, G')`` (NaN where either gradient is zero) and ``||G||_2`` (the
     scale ``||G - G'||`` is to be read against).
+
+``norm_output:<layer>``
+    The output of the normalization after ``conv1``, ``conv2`` or ``dense1``
+    (the layer ``bn_<layer>``: BN, noisy BN, the noise alone, ...) in training
+    mode, on the fixed probe batch of training images (as ``ics``), for one
+    channel (channel 0; for a convolution over all positions): its 5th, 25th,
+    50th, 75th and 95th percentiles, mean and standard deviation — a histogram
+    over training in seven numbers (Santurkar et al.'s Figure 2 compares such
+    histograms for BN and noisy BN). The training-mode call draws noisy BN's
+    noise and updates the moving averages; every variable is put back.
 
 ``landscape``
     The loss landscape along the gradient (Santurkar et al., section 3.1 and
@@ -97,6 +108,7 @@ import numpy as np
 # each kind and the layers it can take (a kind without layers takes no argument)
 PROBE_KINDS = {"activation_input": ("conv1", "conv2", "dense1", "dense2", "dense3"),
                "ics": ("conv2", "dense1", "dense2", "dense3"),
+               "norm_output": ("conv1", "conv2", "dense1"),
                "landscape": (), "batch_stats_eval": ()}
 # why each kind without layers takes no argument
 WHOLE_MODEL = {"landscape": "it measures over every trainable variable",
@@ -110,8 +122,14 @@ MODEL_LAYERS = {"article_cnn": ("conv1", "conv2", "dense1"),
 # the layers of each model with a trainable layer before them (whose update
 # can shift the layer's gradient)
 ICS_LAYERS = {"article_cnn": ("conv2", "dense1"), "sigmoid_mlp": ("dense2", "dense3")}
-KIND_LAYERS = {"activation_input": MODEL_LAYERS, "ics": ICS_LAYERS}
+# the layers of each model a normalization can follow
+NORM_LAYERS = {"article_cnn": ("conv1", "conv2", "dense1"),
+               "sigmoid_mlp": ("dense1", "dense2", "dense3")}
+KIND_LAYERS = {"activation_input": MODEL_LAYERS, "ics": ICS_LAYERS,
+               "norm_output": NORM_LAYERS}
 PERCENTILES = (15, 50, 85)
+# norm_output: a histogram of one channel in quantiles
+NORM_OUTPUT_PERCENTILES = (5, 25, 50, 75, 95)
 PROBE_BATCH = 1000  # the first test images (or all of a smaller test subset)
 # ics and landscape: the first training images of the protocol's training
 # subset, fixed for the whole run (the book's minibatch size)
@@ -139,6 +157,14 @@ def check_probe(config, spec: str) -> None:
     if argument not in layers:
         raise ConfigError(f"{config.name}: probe {kind} of model {config.model} "
                           f"takes one of {', '.join(layers)}, got {argument!r}")
+    if kind == "norm_output":
+        norm = config.norm_conv if argument.startswith("conv") else config.norm_dense
+        if norm == "none":
+            raise ConfigError(
+                f"{config.name}: probe norm_output:{argument} reads the "
+                f"normalization after {argument}, and this run has none there "
+                f"(norm_{'conv' if argument.startswith('conv') else 'dense'} "
+                f"'none'); drop the probe or add a normalization")
 
 
 def uses_batch_statistics(config) -> bool:
@@ -212,6 +238,37 @@ class ActivationInputProbe:
         pooled = np.percentile(values, PERCENTILES)
         medians = np.percentile(np.median(values, axis=0), PERCENTILES)
         return [float(v) for v in (*unit, *pooled, *medians)]
+
+
+class NormOutputProbe:
+    """Quantiles, mean and standard deviation of one channel of a
+    normalization layer's output in training mode (see the module doc)."""
+
+    def __init__(self, model, layer_name: str, images: np.ndarray):
+        import keras
+        import tensorflow as tf
+
+        self.columns = (["step"] + [f"unit_p{p}" for p in NORM_OUTPUT_PERCENTILES]
+                        + ["unit_mean", "unit_std"])
+        source = keras.Model(model.inputs, model.get_layer(f"bn_{layer_name}").output)
+        self._images = tf.constant(images[:TRAIN_PROBE_BATCH])
+        variables = model.variables
+
+        @tf.function(autograph=False)
+        def values():
+            saved = save_variables(variables)  # moving averages, seed states
+            x = tf.cast(source(tf.cast(self._images, tf.float32), training=True),
+                        tf.float32)
+            channel = tf.reshape(x[..., 0], [-1])
+            assign_variables(variables, saved)
+            return channel
+
+        self._values = values
+
+    def __call__(self) -> list[float]:
+        channel = self._values().numpy()
+        return [float(v) for v in (*np.percentile(channel, NORM_OUTPUT_PERCENTILES),
+                                   channel.mean(), channel.std())]
 
 
 def training_loss(model, images, labels):
@@ -397,8 +454,8 @@ def make_probes(config, model, x_test: np.ndarray, x_train: np.ndarray | None = 
                 batch_size: int | None = None) -> dict:
     """``{spec: probe}`` for the run's probes (empty when it has none).
 
-    ``x_test`` feeds ``activation_input``; ``ics`` and ``landscape`` take their
-    fixed batch from the protocol's training subset ``x_train`` / ``y_train``
+    ``x_test`` feeds ``activation_input``; ``ics``, ``landscape`` and
+    ``norm_output`` take their fixed batch from the protocol's training subset ``x_train`` / ``y_train``
     and their step from ``config.learning_rate``; ``batch_stats_eval`` takes
     the test subset ``x_test`` / ``y_test`` in batches of the protocol's
     ``batch_size``.
@@ -420,7 +477,9 @@ def make_probes(config, model, x_test: np.ndarray, x_train: np.ndarray | None = 
         if x_train is None or y_train is None:
             raise ValueError(f"{config.name}: probe {spec} measures on training "
                              f"images; pass x_train and y_train to make_probes")
-        if kind == "ics":
+        if kind == "norm_output":
+            probes[spec] = NormOutputProbe(model, argument, x_train)
+        elif kind == "ics":
             probes[spec] = InternalCovariateShiftProbe(
                 model, argument, x_train, y_train, config.learning_rate)
         elif kind == "landscape":

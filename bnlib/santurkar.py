@@ -25,6 +25,8 @@ LANDSCAPE_COLUMNS = {"loss_range": "loss range along the gradient",
                      "grad_change": "gradient change ‖∇L(w_c) − ∇L(w)‖",
                      "effective_smoothness": "effective β-smoothness"}
 EARLY_EPOCHS = 3  # the landscape is compared over the first epochs, as the paper
+NORM_PLACES = ("conv1", "conv2", "dense1")  # where the normalizations sit
+NORM_ARMS = ("sgd-bn", "sgd-noisy", "sgd-noise")  # the arms with a layer there
 
 
 def runs_by_arm(results: list[dict]) -> dict[str, list[dict]]:
@@ -111,6 +113,64 @@ def probe_figure(results: list[dict], panels: list[tuple[str, str, str]], title:
     return fig
 
 
+def norm_output_probe(place: str) -> str:
+    return f"norm_output:{place}"
+
+
+def wander(run: dict, place: str) -> float:
+    """How far one channel of the normalization's output moves between
+    evaluations: the standard deviation, over a run's evaluations, of that
+    channel's mean on the probe batch (0 for a distribution held in place)."""
+    _, means = probe_values(run, norm_output_probe(place), "unit_mean")
+    return float(np.std(means))
+
+
+def distribution_figure(results: list[dict], seed: int = 0):
+    """Santurkar et al.'s Figure 2 in quantiles: for each arm with a
+    normalization (rows) and each place (columns), one channel of the layer's
+    training-mode output over training — median, 25-75 % and 5-95 % bands —
+    from one seed. None while no such run of that seed is finished."""
+    import matplotlib.pyplot as plt
+
+    arms = runs_by_arm(results)
+    rows = [(name, next((r for r in arms[name] if r["seed"] == seed), None))
+            for name in NORM_ARMS]
+    rows = [(name, run) for name, run in rows if run is not None
+            and norm_output_probe(NORM_PLACES[0]) in run.get("probes", {})]
+    if not rows:
+        return None
+    fig, axes = plt.subplots(len(rows), len(NORM_PLACES),
+                             figsize=(3.6 * len(NORM_PLACES), 2.6 * len(rows)),
+                             dpi=plots.FIGURE_DPI, layout="constrained", squeeze=False,
+                             sharex=True)
+    for row, (name, run) in enumerate(rows):
+        per_epoch = plots.steps_per_epoch([run])
+        color = plots.PALETTE[list(ARMS).index(name) % len(plots.PALETTE)]
+        for column, place in enumerate(NORM_PLACES):
+            ax = axes[row][column]
+            probe = norm_output_probe(place)
+            steps, median = probe_values(run, probe, "unit_p50")
+            epochs = steps / per_epoch
+            for low, high, alpha in (("unit_p5", "unit_p95", 0.15),
+                                     ("unit_p25", "unit_p75", 0.35)):
+                ax.fill_between(epochs, probe_values(run, probe, low)[1],
+                                probe_values(run, probe, high)[1], color=color,
+                                alpha=alpha, lw=0)
+            ax.plot(epochs, median, "-", color=color, marker="o", markersize=2.5, lw=1.4)
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=8)
+            if row == 0:
+                ax.set_title(f"after {place}, channel 0", fontsize=10)
+            if column == 0:
+                ax.set_ylabel(ARMS[name], fontsize=10)
+            if row == len(rows) - 1:
+                ax.set_xlabel("epoch")
+    fig.suptitle(f"One channel of each normalization's output in training mode "
+                 f"(seed {seed}): median, 25–75 % and 5–95 %" + plots.data_tag(results),
+                 fontsize=11)
+    return fig
+
+
 def verdicts(results: list[dict]) -> dict[str, dict]:
     """The book's rule on each of the paper's three claims.
 
@@ -119,7 +179,9 @@ def verdicts(results: list[dict]) -> dict[str, dict]:
     still far ahead); ``ics_<layer>``: no BN's mean relative ICS against BN's
     (lower is less shift; the paper: BN does not reduce it); ``<landscape
     column>``: no BN's mean over the first :data:`EARLY_EPOCHS` epochs against
-    BN's (lower is smoother; the paper: BN's is lower).
+    BN's (lower is smoother; the paper: BN's is lower); ``moves_<place>``:
+    noisy BN's :func:`wander` against BN's (higher moves more; the paper's
+    premise: the noise really moves the distributions).
     """
     arms = runs_by_arm(results)
     found = {"noisy_vs_bn": plots.compare_runs(arms["sgd-noisy"], arms["sgd-bn"]),
@@ -141,6 +203,13 @@ def verdicts(results: list[dict]) -> dict[str, dict]:
             **plots.compare_values([-v for v in means["sgd-bn"]],
                                    [-v for v in means["sgd-none"]]),
             "bn": means["sgd-bn"], "none": means["sgd-none"]}
+    for place in NORM_PLACES:
+        moved = {name: [wander(r, place) for r in arms[name]
+                        if norm_output_probe(place) in r.get("probes", {})]
+                 for name in ("sgd-bn", "sgd-noisy")}
+        found[f"moves_{place}"] = {
+            **plots.compare_values(moved["sgd-noisy"], moved["sgd-bn"]),
+            "bn": moved["sgd-bn"], "noisy": moved["sgd-noisy"]}
     return found
 
 
@@ -159,7 +228,13 @@ def findings_markdown(results: list[dict]) -> str:
     found = verdicts(results)
     accuracy = {name: statistics.fmean(plots.last_n_means(runs))
                 for name, runs in arms.items()}
+    moves = [found[f"moves_{place}"] for place in NORM_PLACES]
     lines = [
+        "- **Does the noise move the distributions?** Standard deviation over the "
+        "evaluations of channel 0's mean after " + ", ".join(
+            f"{place}: BN {_mean(row['bn'])}, noisy BN {_mean(row['noisy'])} (noisy "
+            f"moves more: {row['verdict']})" for place, row in zip(NORM_PLACES, moves))
+        + ".",
         f"- **Noisy BN.** Test accuracy (last five evaluations): noisy BN "
         f"{accuracy['sgd-noisy']:.3f}, BN {accuracy['sgd-bn']:.3f}, no BN "
         f"{accuracy['sgd-none']:.3f}, the noise without BN "

@@ -22,6 +22,7 @@ TINY = C.get_profile("smoke", epochs=2, steps_per_epoch=3, eval_every=2,
                      train_size=640, test_size=200)
 GRID = C.get_grid("santurkar")
 PROBES = ("ics:conv2", "ics:dense1", "landscape")
+NORM_PROBES = ("norm_output:conv1", "norm_output:conv2", "norm_output:dense1")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,8 @@ def test_the_santurkar_grid_validates_and_lists_four_arms():
         assert (run.optimizer, run.momentum, run.learning_rate) == (
             "sgd", 0.9, C.SANTURKAR_LEARNING_RATE)
         assert (run.input_scaling, run.dropout) == ("standardize", 0.0)
-    assert [r.probes for r in GRID.runs] == [PROBES, PROBES, (), ()]
+    assert [r.probes for r in GRID.runs] == [PROBES, PROBES + NORM_PROBES, NORM_PROBES,
+                                             NORM_PROBES]
     assert GRID.runs[3].label.startswith("BN noise only conv+dense, standardized")
     assert GRID.results_dir(protocol).as_posix() == "results/santurkar"
     assert R.chapter_results_dir("santurkar", C.get_profile("book")).as_posix() == \
@@ -60,6 +62,11 @@ def test_the_santurkar_grid_validates_and_lists_four_arms():
      "model sigmoid_mlp takes one of dense2, dense3"),
     ({"norm_conv": "noise", "bn_position": "before_relu"},
      "bn_position 'before_relu' drops the layer's bias"),
+    ({"norm_dense": "batch", "probes": ("norm_output:conv1",)},
+     "probe norm_output:conv1 reads the normalization after conv1, and this run "
+     "has none there"),
+    ({"norm_conv": "batch", "probes": ("norm_output:dense2",)},
+     "probe norm_output of model article_cnn takes one of conv1, conv2, dense1"),
 ])
 def test_contradictory_probes_and_noise_are_refused(changes, message):
     with pytest.raises(C.ConfigError, match=message) as refused:
@@ -83,20 +90,20 @@ def test_the_new_probes_and_norm_kind_are_accepted():
     GRID.run("sgd-bn").replace(probes=()),
     # noisy BN's noise and dropout's mask come from seed states the probes
     # advance while they run, and must put back
-    GRID.run("sgd-noisy").replace(name="noisy-d2", dropout=0.2),
+    GRID.run("sgd-noisy").replace(name="noisy-d2", dropout=0.2, probes=()),
 ], ids=lambda c: c.name)
 def test_the_probes_do_not_change_the_trajectory(synthetic, plain):
     """Same run with and without the probes: bit-identical curves and final
     variables (weights, moving averages, seed states)."""
     curve, rows, _, values = train_in_memory(plain, TINY, synthetic)
-    probed = plain.replace(probes=PROBES)
+    probed = plain.replace(probes=PROBES + NORM_PROBES)
     probed_curve, probed_rows, trainer, probed_values = train_in_memory(
         probed, TINY, synthetic)
     assert probed_curve == curve and rows == {}
     assert_same_values(probed_values, values)
     steps = [point[0] for point in curve]
     assert steps == [2, 4, 6]  # mid-epoch (2, 4) and at the end of the run
-    for name in PROBES:
+    for name in PROBES + NORM_PROBES:
         table = np.array(probed_rows[name])
         assert table.shape == (len(steps), len(trainer.probes[name].columns))
         assert table[:, 0].tolist() == steps
@@ -104,6 +111,9 @@ def test_the_probes_do_not_change_the_trajectory(synthetic, plain):
     ics = np.array(probed_rows["ics:dense1"])[:, 1:]
     assert (ics[:, 0] >= 0).all() and (np.abs(ics[:, 1]) <= 1 + 1e-6).all()
     assert (np.array(probed_rows["landscape"])[:, 1:] >= 0).all()
+    for name in NORM_PROBES:  # quantiles in order, a spread, a histogram's worth
+        table = np.array(probed_rows[name])
+        assert (np.diff(table[:, 1:6], axis=1) >= 0).all() and (table[:, 7] > 0).all()
 
 
 def test_the_runner_records_the_probe_series(tmp_path, synthetic):
@@ -264,9 +274,10 @@ def test_a_noise_only_run_trains(tmp_path, synthetic):
 
 
 # ----------------------------------------------------------------- chapter 07's reading
-def _fake_arm(name, seed, accuracy, ics_l2=None, landscape=None):
+def _fake_arm(name, seed, accuracy, ics_l2=None, landscape=None, channel_means=None):
     """A finished result of one arm: 10 evaluations of 195 steps; the probes,
-    where given, constant over training."""
+    where given, constant over training (the channel means of the
+    normalizations' outputs cycle through ``channel_means``)."""
     curve = [[195 * i, i / 2, 1.0, 0.5, accuracy] for i in range(1, 11)]
     result = {"name": name, "seed": seed, "status": "complete", "curve": curve,
               "data": {"kind": "folder"}, "probes": {}, "probe_columns": {}}
@@ -279,6 +290,15 @@ def _fake_arm(name, seed, accuracy, ics_l2=None, landscape=None):
             "step", "loss_range", "grad_change", "effective_smoothness", "loss", "grad_norm"]
         result["probes"]["landscape"] = [[p[0], landscape, 2 * landscape, 3 * landscape,
                                           2.0, 1.0] for p in curve]
+    if channel_means is not None:
+        for place in santurkar.NORM_PLACES:
+            probe = santurkar.norm_output_probe(place)
+            result["probe_columns"][probe] = [
+                "step", "unit_p5", "unit_p25", "unit_p50", "unit_p75", "unit_p95",
+                "unit_mean", "unit_std"]
+            result["probes"][probe] = [
+                [p[0], m - 2, m - 1, m, m + 1, m + 2, m, 1.0]
+                for p, m in zip(curve, channel_means * len(curve))]
     return result
 
 
@@ -286,9 +306,11 @@ def test_chapter_07_verdicts_from_hand_made_results():
     results = []
     for seed in range(2):
         results += [_fake_arm("sgd-none", seed, 0.60 + seed / 100, 0.2 + 0.04 * seed, 1.0),
-                    _fake_arm("sgd-bn", seed, 0.70 + seed / 100, 0.4 + 0.04 * seed, 0.3),
-                    _fake_arm("sgd-noisy", seed, 0.695 + seed / 50),
-                    _fake_arm("sgd-noise", seed, 0.5)]
+                    _fake_arm("sgd-bn", seed, 0.70 + seed / 100, 0.4 + 0.04 * seed, 0.3,
+                              channel_means=[0.0, 0.1]),
+                    _fake_arm("sgd-noisy", seed, 0.695 + seed / 50,
+                              channel_means=[-0.4, 0.4 + seed / 10]),
+                    _fake_arm("sgd-noise", seed, 0.5, channel_means=[0.0])]
     found = santurkar.verdicts(results)
     assert found["noisy_vs_bn"]["verdict"] == plots.WITHIN_SPREAD
     assert found["noisy_vs_none"]["verdict"] == plots.CLEAR
@@ -301,3 +323,14 @@ def test_chapter_07_verdicts_from_hand_made_results():
     assert "averaged over training: no BN 0.11, BN 0.21" in text  # l2 / norm
     assert "loss range along the gradient: no BN 1, BN 0.3" in text
     assert santurkar.findings_markdown(results[:2]).startswith("**PRELIMINARY")
+    # the channel mean alternates: std 0.05 with BN, 0.4 and 0.45 with noisy BN
+    assert found["moves_conv2"]["verdict"] == plots.CLEAR
+    assert found["moves_conv2"]["bn"] == pytest.approx([0.05, 0.05])
+    assert found["moves_conv2"]["noisy"] == pytest.approx([0.4, 0.45])
+    assert "conv1: BN 0.05, noisy BN 0.425 (noisy moves more: " in text
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = santurkar.distribution_figure(results)
+    assert len(fig.axes) == 9 and fig.dpi >= 150  # 3 arms x 3 places
+    assert santurkar.distribution_figure(results[:1]) is None  # no BN: no layer
