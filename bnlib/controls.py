@@ -385,3 +385,150 @@ def headline_markdown(results: dict[str, list[dict]]) -> str:
                  f"{'s' if len(std_bn) > 1 else ''}), {row['diff']:+.3f} over no BN: "
                  f"{HEADLINE_VERDICT_WORDS[row['verdict']]}.")
     return text + status
+
+
+# --------------------------------------------------------------------------- the whole grid
+# The article's grid again with standardized inputs (the "standardized" grid has
+# the article's run ids 0-11): its five figures, its summary table and its three
+# claims, each beside chapter 04's raw-input version.
+SCALINGS = {"article": "raw 0–255 inputs", "standardized": "standardized inputs"}
+
+
+def article_figure_pair(results: dict[str, list[dict]], name: str,
+                        y_limits=plots.Y_LIMITS):
+    """One of the article's five figures (:data:`bnlib.plots.FIGURE_ORDER`)
+    twice, raw inputs (chapter 04, left) and standardized inputs (right), on
+    the same axes; each panel picks its own "best" run for the ``best``
+    figure. None while the standardized grid has no finished run."""
+    import matplotlib.pyplot as plt
+
+    finished = {grid: [r for r in results.get(grid, []) if r["status"] == "complete"]
+                for grid in SCALINGS}
+    if not finished["standardized"] or not finished["article"]:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(12.0, 4.6), dpi=plots.FIGURE_DPI,
+                             layout="constrained", sharey=True)
+    for ax, (grid, label) in zip(axes, SCALINGS.items()):
+        title, run_ids = plots.figure_specs(finished[grid])[name]
+        entries = plots.plot_runs(ax, plots.group_by_run(finished[grid]), run_ids,
+                                  f"{label}: {title}", y_limits,
+                                  with_article=grid == "article")
+        ax.legend(*zip(*entries), fontsize=7, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    tag = plots.data_tag(finished["article"] + finished["standardized"])
+    if tag:
+        fig.suptitle(tag.strip(), fontsize=10)
+    return fig
+
+
+def scaling_rows(results: dict[str, list[dict]]) -> list[dict]:
+    """Per run id of the article's grid: its last-N mean and seed standard
+    deviation with raw and with standardized inputs, and the book's verdict
+    on standardized vs raw."""
+    rows = []
+    summaries = {grid: {row["run_id"]: row for row in plots.summary_rows(
+        [r for r in results.get(grid, []) if r["status"] == "complete"])}
+        if results.get(grid) else {} for grid in SCALINGS}
+    grouped = {grid: plots.group_by_run(results.get(grid, [])) for grid in SCALINGS}
+    for run_id, config in enumerate(get_grid("article").runs):
+        row = {"run_id": run_id, "label": config.label}
+        for grid in SCALINGS:
+            summary = summaries[grid].get(run_id)
+            row[grid] = summary
+        row["verdict"] = plots.compare_runs(grouped["standardized"].get(run_id, []),
+                                            grouped["article"].get(run_id, []))
+        rows.append(row)
+    return rows
+
+
+def scaling_table(rows: list[dict], results: dict[str, list[dict]] | None = None):
+    """The article's twelve configurations, raw vs standardized inputs."""
+    def cell(summary):
+        if summary is None:
+            return "–"
+        if summary["seeds"] < 2:
+            return f"{summary['last_n_mean']:.3f} (1)"
+        return (f"{summary['last_n_mean']:.3f} ± {summary['last_n_std']:.3f} "
+                f"({summary['seeds']})")
+
+    cells = [[str(row["run_id"]), row["label"], cell(row["article"]),
+              cell(row["standardized"]),
+              "–" if row["verdict"]["verdict"] == plots.MISSING
+              else f"{row['verdict']['diff']:+.3f}", row["verdict"]["verdict"]]
+             for row in rows]
+    note = (preliminary_note(results, [("standardized", f"std-{c.name}")
+                                       for c in get_grid("article").runs])
+            if results is not None else "")
+    return plots.result_table(
+        cells, ["run", "configuration", "raw (seeds)", "standardized (seeds)",
+                "standardized − raw", "verdict"], caption=note or None)
+
+
+class Claim(NamedTuple):
+    key: str
+    text: str
+    pairs: tuple[tuple[int, int], ...]  # (better, worse) run ids
+
+
+def article_claims(results: list[dict]) -> tuple[Claim, ...]:
+    """The article's three claims as chapter 04 tests them, in one grid's run
+    ids: BN (each placement, dropout 0) against the best network without BN;
+    BN conv+dense against the other placements at each dropout rate; dropout
+    0.2 and 0.4 against none for each BN placement."""
+    rows = {row["run_id"]: row for row in plots.summary_rows(
+        [r for r in results if r["status"] == "complete"])}
+    no_bn = [run_id for run_id in (0, 1, 2) if run_id in rows]
+    best_no_bn = max(no_bn, key=lambda r: rows[r]["last_n_mean"]) if no_bn else 2
+    return (
+        Claim("bn-beats-dropout", "BN beats dropout: each BN placement without "
+              "dropout against the best network without BN",
+              tuple((bn, best_no_bn) for bn in (3, 6, 9))),
+        Claim("conv-dense-best", "BN conv+dense against BN on the convolutions or "
+              "the dense layer only, at each dropout rate",
+              tuple((both, other) for both, conv in ((9, 3), (10, 4), (11, 5))
+                    for other in (conv, conv + 3))),
+        Claim("dropout-helps-bn", "dropout 0.2 and 0.4 against none, for each BN "
+              "placement", tuple((base + d, base) for base in (3, 6, 9) for d in (1, 2))),
+    )
+
+
+def claim_counts(results: list[dict], claim: Claim) -> dict[str, int]:
+    """How many of a claim's comparisons get each verdict in one grid."""
+    counts: dict[str, int] = {}
+    for better, worse in claim.pairs:
+        verdict = plots.compare(results, better, worse)["verdict"]
+        counts[verdict] = counts.get(verdict, 0) + 1
+    return counts
+
+
+VERDICT_SHORT = {plots.CLEAR: "clear", plots.CLEAR_OTHER_WAY: "clear the other way",
+                 plots.WITHIN_SPREAD: "within spread", plots.ONE_SEED: "one seed",
+                 plots.MISSING: "not trained yet"}
+
+
+def claims_markdown(results: dict[str, list[dict]]) -> str:
+    """The article's three claims judged on both grids, side by side, in
+    words (counts of the book's verdicts over each claim's comparisons)."""
+    lines = []
+    raw_claims = article_claims(results.get("article", []))
+    std_claims = article_claims(results.get("standardized", []))
+    for raw_claim, std_claim in zip(raw_claims, std_claims):
+        parts = []
+        for grid, claim in (("article", raw_claim), ("standardized", std_claim)):
+            counts = claim_counts(results.get(grid, []), claim)
+            total = len(claim.pairs)
+            parts.append(f"{SCALINGS[grid]}: " + ", ".join(
+                f"{counts[v]} of {total} {VERDICT_SHORT[v]}"
+                for v in VERDICT_SHORT if counts.get(v)))
+        best = raw_claim.pairs[0][1], std_claim.pairs[0][1]
+        extra = (f" (the best network without BN: run {best[0]} raw, run {best[1]} "
+                 f"standardized)" if raw_claim.key == "bn-beats-dropout" else "")
+        sides = "; ".join(parts)
+        lines.append(f"- **{raw_claim.text}**{extra}. {sides[0].upper()}{sides[1:]}.")
+    notes = unfinished(results, [("standardized", f"std-{c.name}")
+                                 for c in get_grid("article").runs])
+    if notes:
+        lines.insert(0, f"- **PRELIMINARY, still training:** {len(notes)} of the "
+                        f"standardized grid's 12 configurations lack seeds; a comparison "
+                        f"with a missing side says \"not trained yet\".")
+    return "\n".join(lines)

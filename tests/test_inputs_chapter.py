@@ -97,11 +97,67 @@ def test_chapters_04_and_05_show_what_the_files_give():
     found = controls.load_control_results(folders)
     for notebook, expected in (
             ("04_experiment", controls.headline_markdown(found)),
-            ("05_inputs", controls.findings_markdown(found))):
+            ("05_inputs", controls.findings_markdown(found)),
+            ("05_inputs", controls.claims_markdown(found))):
         cells = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())["cells"]
         outputs = ["".join(o["data"]["text/markdown"]) for c in cells
                    for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
         assert expected in outputs, f"re-execute notebook {notebook}: it now reads\n{expected}"
+
+
+def _grid_results(grid: str, accuracy_of, seeds=3) -> list[dict]:
+    """Finished results of a whole article-shaped grid: ``accuracy_of(run_id,
+    seed)`` gives each run's constant test accuracy."""
+    results = []
+    for run_id, run in enumerate(GRIDS[grid].runs):
+        for seed in range(seeds):
+            result = fake_result(grid, run.name, seed, accuracy_of(run_id, seed))
+            result["run_id"] = run_id
+            result["timing"] = {"wall_seconds": 60.0, "train_images_per_second": 100.0}
+            results.append(result)
+    return results
+
+
+def test_the_article_claims_on_both_grids_from_hand_made_results():
+    from bnlib.config import ARTICLE
+
+    def raw(run_id, seed):  # BN +0.10, dropout +0.01 per step, seeds 0.001 apart
+        config = ARTICLE.runs[run_id]
+        return 0.55 + 0.10 * (config.bn_conv or config.bn_dense) \
+            + 0.05 * config.dropout + seed / 1000
+
+    def standardized(run_id, seed):  # BN only +0.002: within the seeds' spread
+        config = ARTICLE.runs[run_id]
+        return 0.70 + 0.002 * (config.bn_conv or config.bn_dense) + seed / 100
+
+    results = {"article": _grid_results("article", raw),
+               "standardized": _grid_results("standardized", standardized),
+               "inputs": [], "budget": []}
+    text = controls.claims_markdown(results)
+    assert "PRELIMINARY" not in text
+    assert ("- **BN beats dropout: each BN placement without dropout against the best "
+            "network without BN** (the best network without BN: run 2 raw, run 0 "
+            "standardized). Raw 0–255 inputs: 3 of 3 clear; standardized inputs: "
+            "3 of 3 within spread.") in text
+    assert "- **dropout 0.2 and 0.4 against none, for each BN placement**. Raw " \
+           "0–255 inputs: 6 of 6 clear; standardized inputs: 6 of 6 within spread." in text
+    rows = controls.scaling_rows(results)
+    assert rows[0]["verdict"]["verdict"] == plots.CLEAR  # standardized ahead of raw
+    assert rows[0]["standardized"]["seeds"] == 3
+    table = str(controls.scaling_table(rows, results))
+    assert "0.710 ± 0.010 (3)" in table and "PRELIMINARY" not in table
+    partial = {**results, "standardized": results["standardized"][:3]}
+    assert controls.claims_markdown(partial).startswith(
+        "- **PRELIMINARY, still training:** 11 of the standardized grid's 12")
+    assert "0.700 (1)" in str(controls.scaling_table(controls.scaling_rows(
+        {**results, "standardized": results["standardized"][:1]})))  # 1 seed: no ±
+    import matplotlib
+
+    matplotlib.use("Agg")
+    for name in plots.FIGURE_ORDER:
+        fig = controls.article_figure_pair(results, name, y_limits=None)
+        assert len([a for a in fig.axes if a.get_ylabel() == "test accuracy"]) == 2
+    assert controls.article_figure_pair({**results, "standardized": []}, "best") is None
 
 
 def test_one_seed_is_never_called_clear():
