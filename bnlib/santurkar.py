@@ -255,3 +255,50 @@ def findings_markdown(results: list[dict]) -> str:
                      f"(BN smoother: {row['verdict']})")
     lines.append(f"- **Landscape, first {EARLY_EPOCHS} epochs.** " + "; ".join(parts) + ".")
     return "\n".join(lines)
+
+
+# the paper's answer to each question, in the book's verdict terms:
+# (verdict key, what agreeing means, the verdicts that agree)
+PAPER_SAYS = {
+    "noisy_vs_bn": ("noisy BN trains as well as BN",
+                    (plots.WITHIN_SPREAD, plots.CLEAR)),
+    "ics": ("BN does not reduce internal covariate shift",
+            (plots.WITHIN_SPREAD, plots.CLEAR_OTHER_WAY)),
+    "landscape": ("BN makes the loss landscape smoother", (plots.CLEAR,)),
+}
+
+
+def what_is_left(results: list[dict]) -> str:
+    """The chapter's closing paragraph, from the verdicts: on which of the
+    paper's three points our network agrees, and on which it does not."""
+    arms = runs_by_arm(results)
+    if not all(arms.values()):
+        return ("**PRELIMINARY:** the closing verdict is written from the "
+                "`santurkar` grid's files once every arm has a finished run.")
+    found = verdicts(results)
+    checks = {
+        "noisy_vs_bn": [found["noisy_vs_bn"]["verdict"]],
+        "ics": [found[f"ics_{probe.split(':')[1]}"]["verdict"] for probe in ICS_PROBES],
+        "landscape": [found[column]["verdict"] for column in LANDSCAPE_COLUMNS],
+    }
+    agree, disagree, open_ = [], [], []
+    for key, (claim, agreeing) in PAPER_SAYS.items():
+        verdicts_ = checks[key]
+        if any(v in (plots.ONE_SEED, plots.MISSING) for v in verdicts_):
+            open_.append(claim)
+        elif all(v in agreeing for v in verdicts_):
+            agree.append(claim)
+        else:
+            disagree.append(f"{claim} ({', '.join(verdicts_)})")
+    parts = []
+    if agree:
+        parts.append("Our network agrees with the paper that " + "; that ".join(agree) + ".")
+    if disagree:
+        parts.append("It does not agree that " + "; nor that ".join(disagree) + ".")
+    if open_:
+        parts.append("Too few seeds to say whether " + "; or whether ".join(open_) + ".")
+    if len(agree) == len(PAPER_SAYS):
+        parts.append("What survives of the original explanation, then, is a name "
+                     "for a real phenomenon — layers do move under each other — not "
+                     "the mechanism by which BN helps.")
+    return " ".join(parts)

@@ -334,3 +334,35 @@ def test_chapter_07_verdicts_from_hand_made_results():
     fig = santurkar.distribution_figure(results)
     assert len(fig.axes) == 9 and fig.dpi >= 150  # 3 arms x 3 places
     assert santurkar.distribution_figure(results[:1]) is None  # no BN: no layer
+    # noisy BN level with BN: agrees; BN shifts more: agrees (not reduced);
+    # landscape smoother with BN: agrees
+    assert santurkar.what_is_left(results) == (
+        "Our network agrees with the paper that noisy BN trains as well as BN; that "
+        "BN does not reduce internal covariate shift; that BN makes the loss "
+        "landscape smoother. What survives of the original explanation, then, is a "
+        "name for a real phenomenon — layers do move under each other — not the "
+        "mechanism by which BN helps.")
+    assert santurkar.what_is_left(results[:2]).startswith("**PRELIMINARY")
+    rougher = [dict(r, probes={**r["probes"], "landscape": [  # BN's 3.0 vs 1.0
+        [row[0], *(10 * v for v in row[1:])] for row in r["probes"]["landscape"]]})
+        if r["name"] == "sgd-bn" else r for r in results]
+    assert santurkar.what_is_left(rougher).endswith(
+        "It does not agree that BN makes the loss landscape smoother (" +
+        ", ".join([plots.CLEAR_OTHER_WAY] * 3) + ").")
+
+
+def test_chapter_07_states_what_the_files_give():
+    """The committed notebook's generated paragraphs are what the committed
+    result files give today (changing a result names the paragraph)."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    folder = root / "results" / "santurkar"
+    results = R.load_results(folder) if folder.is_dir() else []
+    cells = json.loads((root / "notebooks" / "07_santurkar.ipynb").read_text())["cells"]
+    outputs = ["".join(o["data"]["text/markdown"]) for c in cells
+               for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
+    for expected in (santurkar.findings_markdown(results),
+                     santurkar.what_is_left(results)):
+        assert expected in outputs, f"re-execute notebook 07: it now reads\n{expected}"
