@@ -502,3 +502,22 @@ def test_layernorm_of_a_convolution_is_wu_and_hes():
     out = keras.layers.GroupNormalization(groups=1, epsilon=1e-3)(x).numpy()
     np.testing.assert_allclose(out.reshape(2, -1).mean(axis=1), 0, atol=1e-4)
     np.testing.assert_allclose(out.reshape(2, -1).std(axis=1), 1, atol=1e-3)
+
+
+def test_chapter_08_states_what_the_files_give():
+    """The committed notebook's generated findings are what the committed
+    result files give today."""
+    import json
+    from pathlib import Path
+
+    from bnlib import smallbatch
+    from bnlib.runner import load_results
+
+    root = Path(__file__).resolve().parents[1]
+    folder = root / "results" / "smallbatch"
+    results = load_results(folder) if folder.is_dir() else []
+    cells = json.loads((root / "notebooks" / "08_small_batches.ipynb").read_text())["cells"]
+    outputs = ["".join(o["data"]["text/markdown"]) for c in cells
+               for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]
+    expected = smallbatch.findings_markdown(results)
+    assert expected in outputs, f"re-execute notebook 08: it now reads\n{expected}"
