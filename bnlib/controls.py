@@ -501,7 +501,8 @@ def claim_counts(results: list[dict], claim: Claim) -> dict[str, int]:
     return counts
 
 
-VERDICT_SHORT = {plots.CLEAR: "clear", plots.CLEAR_OTHER_WAY: "clear the other way",
+VERDICT_SHORT = {plots.CLEAR: "clear, as claimed",
+                 plots.CLEAR_OTHER_WAY: "clear, against the claim",
                  plots.WITHIN_SPREAD: "within spread", plots.ONE_SEED: "one seed",
                  plots.MISSING: "not trained yet"}
 
@@ -521,8 +522,9 @@ def claims_markdown(results: dict[str, list[dict]]) -> str:
                 f"{counts[v]} of {total} {VERDICT_SHORT[v]}"
                 for v in VERDICT_SHORT if counts.get(v)))
         best = raw_claim.pairs[0][1], std_claim.pairs[0][1]
-        extra = (f" (the best network without BN: run {best[0]} raw, run {best[1]} "
-                 f"standardized)" if raw_claim.key == "bn-beats-dropout" else "")
+        extra = (f" (the best finished network without BN: run {best[0]} raw, run "
+                 f"{best[1]} standardized)" if raw_claim.key == "bn-beats-dropout"
+                 else "")
         sides = "; ".join(parts)
         lines.append(f"- **{raw_claim.text}**{extra}. {sides[0].upper()}{sides[1:]}.")
     notes = unfinished(results, [("standardized", f"std-{c.name}")

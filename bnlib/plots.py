@@ -386,6 +386,19 @@ def compare_values(a: list[float], b: list[float]) -> dict:
             "verdict": verdict}
 
 
+def verdict_sentence(verdict: str, first: str, second: str, relation: str = "above"
+                     ) -> str:
+    """A verdict of :func:`compare_values` (``first`` against ``second``) in
+    words that name the side ahead: ``relation`` is "above" for a higher-is-
+    ahead number, "below" for one where lower counts as ahead (compared
+    negated)."""
+    return {CLEAR: f"every seed of {first} {relation} every seed of {second}",
+            CLEAR_OTHER_WAY: f"every seed of {second} {relation} every seed of {first}",
+            WITHIN_SPREAD: "no clear difference, the seed ranges overlap",
+            ONE_SEED: "one seed on a side, no verdict",
+            MISSING: "not trained yet"}[verdict]
+
+
 def format_comparison(row: dict) -> str:
     head = f"run {row['better']:2d} vs run {row['worse']:2d}"
     if row["verdict"] == MISSING:

@@ -118,11 +118,12 @@ def norm_output_probe(place: str) -> str:
 
 
 def wander(run: dict, place: str) -> float:
-    """How far one channel of the normalization's output moves between
-    evaluations: the standard deviation, over a run's evaluations, of that
-    channel's mean on the probe batch (0 for a distribution held in place)."""
+    """How far one channel of the normalization's output moves from one
+    evaluation to the next: the mean absolute change of that channel's mean on
+    the probe batch between consecutive evaluations (0 for a distribution held
+    in place)."""
     _, means = probe_values(run, norm_output_probe(place), "unit_mean")
-    return float(np.std(means))
+    return float(np.mean(np.abs(np.diff(means))))
 
 
 def distribution_figure(results: list[dict], seed: int = 0):
@@ -176,16 +177,20 @@ def verdicts(results: list[dict]) -> dict[str, dict]:
 
     ``noisy_vs_bn``: noisy BN's test accuracy against BN's (the paper: about
     the same); ``noisy_vs_none``: noisy BN against no BN (the paper: noisy BN
-    still far ahead); ``ics_<layer>``: no BN's mean relative ICS against BN's
+    still far ahead); ``bn_vs_none``: BN against no BN (what there is to
+    explain); ``ics_<layer>``: no BN's mean relative ICS against BN's
     (lower is less shift; the paper: BN does not reduce it); ``<landscape
-    column>``: no BN's mean over the first :data:`EARLY_EPOCHS` epochs against
-    BN's (lower is smoother; the paper: BN's is lower); ``moves_<place>``:
+    column>``: BN's mean over the first :data:`EARLY_EPOCHS` epochs against
+    no BN's (lower counts as ahead; the paper: BN's is lower, and the
+    effective smoothness, the one per unit of step length, is what "smoother"
+    means); ``moves_<place>``:
     noisy BN's :func:`wander` against BN's (higher moves more; the paper's
     premise: the noise really moves the distributions).
     """
     arms = runs_by_arm(results)
     found = {"noisy_vs_bn": plots.compare_runs(arms["sgd-noisy"], arms["sgd-bn"]),
-             "noisy_vs_none": plots.compare_runs(arms["sgd-noisy"], arms["sgd-none"])}
+             "noisy_vs_none": plots.compare_runs(arms["sgd-noisy"], arms["sgd-none"]),
+             "bn_vs_none": plots.compare_runs(arms["sgd-bn"], arms["sgd-none"])}
     for probe in ICS_PROBES:
         layer = probe.split(":")[1]
         means = {}
@@ -226,78 +231,98 @@ def findings_markdown(results: list[dict]) -> str:
                 f"{', '.join(missing)} yet; the findings are written from its files "
                 f"once every arm has one.")
     found = verdicts(results)
+    say = plots.verdict_sentence
     accuracy = {name: statistics.fmean(plots.last_n_means(runs))
                 for name, runs in arms.items()}
     moves = [found[f"moves_{place}"] for place in NORM_PLACES]
     lines = [
-        "- **Does the noise move the distributions?** Standard deviation over the "
-        "evaluations of channel 0's mean after " + ", ".join(
-            f"{place}: BN {_mean(row['bn'])}, noisy BN {_mean(row['noisy'])} (noisy "
-            f"moves more: {row['verdict']})" for place, row in zip(NORM_PLACES, moves))
-        + ".",
+        "- **Does the noise move the distributions?** Mean change of channel 0's "
+        "mean from one evaluation to the next, after " + "; ".join(
+            f"{place}: BN {_mean(row['bn'])}, noisy BN {_mean(row['noisy'])} "
+            f"({say(row['verdict'], 'noisy BN', 'BN')})"
+            for place, row in zip(NORM_PLACES, moves)) + ".",
         f"- **Noisy BN.** Test accuracy (last five evaluations): noisy BN "
         f"{accuracy['sgd-noisy']:.3f}, BN {accuracy['sgd-bn']:.3f}, no BN "
         f"{accuracy['sgd-none']:.3f}, the noise without BN "
-        f"{accuracy['sgd-noise']:.3f}. Noisy BN vs BN: "
-        f"{found['noisy_vs_bn']['verdict']}; noisy BN vs no BN: "
-        f"{found['noisy_vs_none']['verdict']}."]
+        f"{accuracy['sgd-noise']:.3f}. Noisy BN against BN: "
+        f"{say(found['noisy_vs_bn']['verdict'], 'noisy BN', 'BN')}; noisy BN against "
+        f"no BN: {say(found['noisy_vs_none']['verdict'], 'noisy BN', 'no BN')}; BN "
+        f"against no BN: {say(found['bn_vs_none']['verdict'], 'BN', 'no BN')}."]
     for probe in ICS_PROBES:
         layer = probe.split(":")[1]
         row = found[f"ics_{layer}"]
         lines.append(
             f"- **ICS at {layer}.** ‖G − G′‖ / ‖G‖ averaged over training: no BN "
-            f"{_mean(row['none'])}, BN {_mean(row['bn'])}; BN shifts less: "
-            f"{row['verdict']}.")
+            f"{_mean(row['none'])}, BN {_mean(row['bn'])} "
+            f"({say(row['verdict'], 'BN', 'no BN', 'below')}).")
     parts = []
     for column, label in LANDSCAPE_COLUMNS.items():
         row = found[column]
         parts.append(f"{label}: no BN {_mean(row['none'])}, BN {_mean(row['bn'])} "
-                     f"(BN smoother: {row['verdict']})")
-    lines.append(f"- **Landscape, first {EARLY_EPOCHS} epochs.** " + "; ".join(parts) + ".")
+                     f"({say(row['verdict'], 'BN', 'no BN', 'below')})")
+    lines.append(f"- **Landscape, first {EARLY_EPOCHS} epochs.** " + "; ".join(parts)
+                 + ". Only the effective smoothness is per unit of step length; the "
+                   "other two grow with the gradient's size.")
     return "\n".join(lines)
-
-
-# the paper's answer to each question, in the book's verdict terms:
-# (verdict key, what agreeing means, the verdicts that agree)
-PAPER_SAYS = {
-    "noisy_vs_bn": ("noisy BN trains as well as BN",
-                    (plots.WITHIN_SPREAD, plots.CLEAR)),
-    "ics": ("BN does not reduce internal covariate shift",
-            (plots.WITHIN_SPREAD, plots.CLEAR_OTHER_WAY)),
-    "landscape": ("BN makes the loss landscape smoother", (plots.CLEAR,)),
-}
 
 
 def what_is_left(results: list[dict]) -> str:
     """The chapter's closing paragraph, from the verdicts: on which of the
-    paper's three points our network agrees, and on which it does not."""
+    paper's three points our network agrees, and on which it does not.
+
+    Agreeing means: noisy BN not clearly behind BN *and* clearly ahead of no
+    BN; BN's relative ICS not clearly below no BN's at either layer; BN's
+    effective smoothness clearly below no BN's. A side with one seed leaves a
+    point open."""
     arms = runs_by_arm(results)
     if not all(arms.values()):
         return ("**PRELIMINARY:** the closing verdict is written from the "
                 "`santurkar` grid's files once every arm has a finished run.")
     found = verdicts(results)
-    checks = {
-        "noisy_vs_bn": [found["noisy_vs_bn"]["verdict"]],
-        "ics": [found[f"ics_{probe.split(':')[1]}"]["verdict"] for probe in ICS_PROBES],
-        "landscape": [found[column]["verdict"] for column in LANDSCAPE_COLUMNS],
-    }
+    say = plots.verdict_sentence
+    ics = {probe.split(":")[1]: found[f"ics_{probe.split(':')[1]}"]["verdict"]
+           for probe in ICS_PROBES}
+    smooth = found["effective_smoothness"]["verdict"]
+    noisy = (found["noisy_vs_bn"]["verdict"], found["noisy_vs_none"]["verdict"])
+    points = [  # (verdicts used, agrees?, agreeing words, disagreeing words)
+        (noisy, noisy[0] in (plots.WITHIN_SPREAD, plots.CLEAR)
+         and noisy[1] == plots.CLEAR,
+         "noisy BN trains as well as BN (against BN: "
+         f"{say(noisy[0], 'noisy BN', 'BN')}) and better than no BN",
+         f"noisy BN against BN: {say(noisy[0], 'noisy BN', 'BN')}; against no BN: "
+         f"{say(noisy[1], 'noisy BN', 'no BN')}"),
+        (tuple(ics.values()), all(v in (plots.WITHIN_SPREAD, plots.CLEAR_OTHER_WAY)
+                                  for v in ics.values()),
+         "BN does not reduce the measured internal covariate shift",
+         "BN reduces the measured shift at " + ", ".join(
+             layer for layer, v in ics.items() if v == plots.CLEAR)),
+        ((smooth,), smooth == plots.CLEAR,
+         "BN makes the loss landscape smoother (effective smoothness: "
+         f"{say(smooth, 'BN', 'no BN', 'below')})",
+         "BN's effective smoothness is not clearly lower (" +
+         say(smooth, "BN", "no BN", "below") + ")"),
+    ]
     agree, disagree, open_ = [], [], []
-    for key, (claim, agreeing) in PAPER_SAYS.items():
-        verdicts_ = checks[key]
-        if any(v in (plots.ONE_SEED, plots.MISSING) for v in verdicts_):
-            open_.append(claim)
-        elif all(v in agreeing for v in verdicts_):
-            agree.append(claim)
+    for used, agrees, yes, no in points:
+        if any(v in (plots.ONE_SEED, plots.MISSING) for v in used):
+            open_.append(no)
+        elif agrees:
+            agree.append(yes)
         else:
-            disagree.append(f"{claim} ({', '.join(verdicts_)})")
+            disagree.append(no)
     parts = []
     if agree:
         parts.append("Our network agrees with the paper that " + "; that ".join(agree) + ".")
     if disagree:
-        parts.append("It does not agree that " + "; nor that ".join(disagree) + ".")
+        parts.append("Where it differs: " + "; ".join(disagree) + ".")
     if open_:
-        parts.append("Too few seeds to say whether " + "; or whether ".join(open_) + ".")
-    if len(agree) == len(PAPER_SAYS):
+        parts.append("Too few seeds to judge: " + "; ".join(open_) + ".")
+    bn_ahead = found["bn_vs_none"]["verdict"] == plots.CLEAR
+    if not bn_ahead:
+        parts.append("BN itself is not clearly ahead of no BN at this learning rate "
+                     f"({say(found['bn_vs_none']['verdict'], 'BN', 'no BN')}), so "
+                     "there is little benefit here for any mechanism to explain.")
+    elif len(agree) == len(points):
         parts.append("What survives of the original explanation, then, is a name "
                      "for a real phenomenon — layers do move under each other — not "
                      "the mechanism by which BN helps.")

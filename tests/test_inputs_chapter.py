@@ -136,11 +136,12 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
     text = controls.claims_markdown(results)
     assert "PRELIMINARY" not in text
     assert ("- **BN beats dropout: each BN placement without dropout against the best "
-            "network without BN** (the best network without BN: run 2 raw, run 0 "
-            "standardized). Raw 0–255 inputs: 3 of 3 clear; standardized inputs: "
-            "3 of 3 within spread.") in text
+            "network without BN** (the best finished network without BN: run 2 raw, "
+            "run 0 standardized). Raw 0–255 inputs: 3 of 3 clear, as claimed; "
+            "standardized inputs: 3 of 3 within spread.") in text
     assert "- **dropout 0.2 and 0.4 against none, for each BN placement**. Raw " \
-           "0–255 inputs: 6 of 6 clear; standardized inputs: 6 of 6 within spread." in text
+           "0–255 inputs: 6 of 6 clear, as claimed; standardized inputs: 6 of 6 " \
+           "within spread." in text
     rows = controls.scaling_rows(results)
     assert rows[0]["verdict"]["verdict"] == plots.CLEAR  # standardized ahead of raw
     assert rows[0]["standardized"]["seeds"] == 3

@@ -481,9 +481,15 @@ def test_chapter_08_rows_verdicts_and_words():
     assert found["mismatch_small"]["verdict"] == plots.CLEAR
     assert found["bn_vs_ln"]["verdict"] == plots.MISSING
     text = smallbatch.findings_markdown(results)
-    assert "GroupNorm vs BN with g = 2: +0.110 in test accuracy (seeds 2/2): " \
-        "clear: every seed ahead." in text
-    assert "BN with g = 128 vs LayerNorm: not trained yet." in text
+    assert "GroupNorm against BN with g = 2: +0.110 in test accuracy (seeds 2/2), " \
+        "every seed of GroupNorm above every seed of BN g = 2." in text
+    assert "BN with g = 128 against LayerNorm: not trained yet." in text
+    # the same runs evaluated two ways: judged seed by seed
+    assert found["mismatch_small"]["paired"]
+    assert "moving averages, the same runs: +0.050 in test accuracy (seeds 2/2), " \
+        "every seed higher with test-batch statistics." in text
+    assert smallbatch.paired_verdict([0.6, 0.5], [0.55, 0.52])["verdict"] == \
+        plots.WITHIN_SPREAD
     assert smallbatch.findings_markdown([]).startswith("**PRELIMINARY")
 
 
