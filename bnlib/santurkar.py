@@ -284,28 +284,31 @@ def what_is_left(results: list[dict]) -> str:
            for probe in ICS_PROBES}
     smooth = found["effective_smoothness"]["verdict"]
     noisy = (found["noisy_vs_bn"]["verdict"], found["noisy_vs_none"]["verdict"])
-    points = [  # (verdicts used, agrees?, agreeing words, disagreeing words)
+    points = [  # (verdicts used, agrees?, agreeing words, disagreeing words, question)
         (noisy, noisy[0] in (plots.WITHIN_SPREAD, plots.CLEAR)
          and noisy[1] == plots.CLEAR,
          "noisy BN trains as well as BN (against BN: "
          f"{say(noisy[0], 'noisy BN', 'BN')}) and better than no BN",
          f"noisy BN against BN: {say(noisy[0], 'noisy BN', 'BN')}; against no BN: "
-         f"{say(noisy[1], 'noisy BN', 'no BN')}"),
+         f"{say(noisy[1], 'noisy BN', 'no BN')}",
+         "whether noisy BN trains as well as BN and better than no BN"),
         (tuple(ics.values()), all(v in (plots.WITHIN_SPREAD, plots.CLEAR_OTHER_WAY)
                                   for v in ics.values()),
          "BN does not reduce the measured internal covariate shift",
          "BN reduces the measured shift at " + ", ".join(
-             layer for layer, v in ics.items() if v == plots.CLEAR)),
+             layer for layer, v in ics.items() if v == plots.CLEAR),
+         "whether BN reduces the measured internal covariate shift"),
         ((smooth,), smooth == plots.CLEAR,
          "BN makes the loss landscape smoother (effective smoothness: "
          f"{say(smooth, 'BN', 'no BN', 'below')})",
          "BN's effective smoothness is not clearly lower (" +
-         say(smooth, "BN", "no BN", "below") + ")"),
+         say(smooth, "BN", "no BN", "below") + ")",
+         "whether BN makes the loss landscape smoother"),
     ]
     agree, disagree, open_ = [], [], []
-    for used, agrees, yes, no in points:
+    for used, agrees, yes, no, question in points:
         if any(v in (plots.ONE_SEED, plots.MISSING) for v in used):
-            open_.append(no)
+            open_.append(question)
         elif agrees:
             agree.append(yes)
         else:
@@ -316,9 +319,11 @@ def what_is_left(results: list[dict]) -> str:
     if disagree:
         parts.append("Where it differs: " + "; ".join(disagree) + ".")
     if open_:
-        parts.append("Too few seeds to judge: " + "; ".join(open_) + ".")
-    bn_ahead = found["bn_vs_none"]["verdict"] == plots.CLEAR
-    if not bn_ahead:
+        parts.append("Too few seeds to judge " + "; or ".join(open_) + ".")
+    bn_verdict = found["bn_vs_none"]["verdict"]
+    if bn_verdict in (plots.ONE_SEED, plots.MISSING):
+        parts.append("Too few seeds to judge whether BN itself is ahead of no BN.")
+    elif bn_verdict != plots.CLEAR:
         parts.append("BN itself is not clearly ahead of no BN at this learning rate "
                      f"({say(found['bn_vs_none']['verdict'], 'BN', 'no BN')}), so "
                      "there is little benefit here for any mechanism to explain.")
