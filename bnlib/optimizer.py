@@ -517,7 +517,8 @@ def rate_findings(lrmap_results: list[dict], lradam_results: list[dict]) -> str:
 FOLLOWUP_TARGET = 0.60  # "steps to reach a fixed test accuracy"
 FOLLOWUP_ROLES = {"none-best": "no BN at its best rate",
                   "bn-best": "BN at its best rate",
-                  "bn-at-none-best": "BN at the no-BN best rate"}
+                  "bn-at-none-best": "BN at the no-BN best rate",
+                  "bn-highest": "BN at its highest usable rate"}
 
 
 def first_step_at(result: dict, target: float) -> float | None:
@@ -530,13 +531,17 @@ def followup_roles(results: list[dict], rates: dict | None = None
                    ) -> dict[str, list[dict]]:
     """The follow-up grid's finished seeds (diverged ones included) by role:
     no BN at its best map rate, BN at its best map rate, BN at the no-BN best
-    rate. ``rates`` are the map's best rates per arm (default
-    :data:`bnlib.config.MAP_BEST_RATES`); when the two coincide, one set of BN
-    runs fills both BN roles. A role with no finished seed is left out."""
+    rate, BN at its highest usable map rate. ``rates`` holds the map's rates:
+    ``none`` and ``batch`` (each arm's best) and ``batch_highest`` (default
+    :data:`bnlib.config.MAP_BEST_RATES` and ``MAP_BN_HIGHEST_RATE``); where
+    rates coincide, one set of BN runs fills several roles. A role with no
+    finished seed is left out."""
     if rates is None:
-        from .config import MAP_BEST_RATES as rates
+        from .config import MAP_BEST_RATES, MAP_BN_HIGHEST_RATE
+        rates = {**MAP_BEST_RATES, "batch_highest": MAP_BN_HIGHEST_RATE}
     wanted = {"none-best": ("none", rates["none"]), "bn-best": ("batch", rates["batch"]),
-              "bn-at-none-best": ("batch", rates["none"])}
+              "bn-at-none-best": ("batch", rates["none"]),
+              "bn-highest": ("batch", rates.get("batch_highest"))}
     roles = {}
     for role, (arm, rate) in wanted.items():
         runs = [r for r in results if _arm(r) == arm
@@ -593,6 +598,9 @@ def followup_table(rows: list[dict], target: float = FOLLOWUP_TARGET):
     return plots.result_table(cells, columns)
 
 
+BN_ROLES = ("bn-best", "bn-at-none-best", "bn-highest")
+
+
 def _fewer_steps(a: list, b: list, budget: float) -> dict:
     """The book's rule on steps to the target, fewer being better; a seed that
     never reached it counts as one step past the budget (so it loses to any
@@ -610,7 +618,7 @@ def followup_verdicts(results: list[dict], target: float = FOLLOWUP_TARGET,
     rows = {row["role"]: row for row in followup_rows(results, target, rates)}
     none = rows.get("none-best")
     verdicts = {}
-    for role in ("bn-best", "bn-at-none-best"):
+    for role in BN_ROLES:
         bn = rows.get(role)
         if none is None or bn is None or not none["seeds"] or not bn["seeds"]:
             continue
@@ -650,20 +658,21 @@ def followup_findings(results: list[dict], planned: int,
                      f"runs are finished; what follows reads those.")
     none = rows.get("none-best")
     if none is None or not none["seeds"] or not any(
-            rows.get(role, {}).get("seeds") for role in ("bn-best", "bn-at-none-best")):
+            rows.get(role, {}).get("seeds") for role in BN_ROLES):
         return "\n".join(lines + ["- **PRELIMINARY:** no finished pair of no BN and BN yet."])
     mean = statistics.fmean
     verdicts = followup_verdicts(results, target, rates)
     per_epoch = none["steps_per_epoch"]
-    for role in ("bn-best", "bn-at-none-best"):
+    described = {}  # run name -> the role that described it first
+    for role in BN_ROLES:
         bn = rows.get(role)
         if role not in verdicts:
             continue
-        if role == "bn-at-none-best" and "bn-best" in rows and \
-                rows["bn-best"]["name"] == bn["name"]:
-            lines.append("- The map's best rates coincide, so BN at its best rate is "
-                         "also BN at the no-BN best rate.")
+        if bn["name"] in described:
+            lines.append(f"- The map's rates coincide: {bn['label']} is the same runs "
+                         f"as {FOLLOWUP_ROLES[described[bn['name']]]}.")
             continue
+        described[bn["name"]] = role
         verdict = verdicts[role]
         finished = [r for r in followup_roles(results, rates)[role]
                     if r["status"] == "complete"]

@@ -160,7 +160,7 @@ def fake_followup(norm: str, rate: float, seed: int, accuracies: list[float],
     return result
 
 
-RATES = {"none": 0.03, "batch": 0.1}
+RATES = {"none": 0.03, "batch": 0.1, "batch_highest": 0.3}
 
 
 def test_followup_by_hand():
@@ -172,7 +172,7 @@ def test_followup_by_hand():
                fake_followup("batch", 0.03, 0, rising),
                fake_followup("batch", 0.03, 1, rising, status="diverged")]
     rows = {row["role"]: row for row in optimizer.followup_rows(results, 0.60, RATES)}
-    assert list(rows) == ["none-best", "bn-best", "bn-at-none-best"]
+    assert list(rows) == ["none-best", "bn-best", "bn-at-none-best"]  # no 0.3 run yet
     # seed 0 without BN never reaches 0.60; seed 1 does at its 5th evaluation
     assert rows["none-best"]["steps_to_target"] == [None, 1950.0]
     assert rows["bn-best"]["steps_to_target"] == [1560.0, 1560.0]
@@ -195,8 +195,21 @@ def test_followup_by_hand():
     assert partial.endswith("no finished pair of no BN and BN yet.")
 
 
+def test_followup_at_bns_highest_usable_rate():
+    fast = [0.50, 0.62, 0.66, 0.68, 0.69, 0.70, 0.70]
+    results = [fake_followup("none", 0.03, s, [0.4, 0.5, 0.55, 0.58, 0.59, 0.61, 0.62])
+               for s in (0, 1)] + [fake_followup("batch", 0.3, s, fast) for s in (0, 1)]
+    rows = {row["role"]: row for row in optimizer.followup_rows(results, 0.60, RATES)}
+    assert list(rows) == ["none-best", "bn-highest"]
+    assert rows["bn-highest"]["steps_to_target"] == [780.0, 780.0]
+    text = optimizer.followup_findings(results, planned=8, target=0.60, rates=RATES)
+    assert "- **BN at its highest usable rate (0.3) against no BN at its best rate " \
+           "(0.03).**" in text
+    assert "(fewer with BN? clear (the seed ranges do not overlap))" in text
+
+
 def test_followup_when_the_best_rates_coincide():
-    same = {"none": 0.03, "batch": 0.03}
+    same = {"none": 0.03, "batch": 0.03, "batch_highest": 0.03}
     rising = [0.5, 0.6, 0.7]
     results = [fake_followup("none", 0.03, s, [0.4, 0.5, 0.55]) for s in (0, 1)] + \
               [fake_followup("batch", 0.03, s, rising) for s in (0, 1)]
@@ -204,8 +217,9 @@ def test_followup_when_the_best_rates_coincide():
     assert roles["bn-best"] is roles["bn-at-none-best"] or \
         roles["bn-best"] == roles["bn-at-none-best"]
     text = optimizer.followup_findings(results, planned=4, rates=same)
-    assert "The map's best rates coincide" in text
+    assert "The map's rates coincide: BN at the no-BN best rate is the same runs as BN at its best rate." in text
     assert text.count("against no BN at its best rate") == 1
+    assert "BN at its highest usable rate is the same runs as BN at its best rate." in text
 
 
 def test_figure_6_5_prefers_the_followup_pair():
@@ -233,16 +247,17 @@ def test_followup_grid_runs_the_maps_configurations():
     assert all(mapped[run.name] == run for run in followup)
     assert {(run.norm_dense, run.learning_rate) for run in followup} == {
         ("none", C.MAP_BEST_RATES["none"]), ("batch", C.MAP_BEST_RATES["batch"]),
-        ("batch", C.MAP_BEST_RATES["none"])}
+        ("batch", C.MAP_BEST_RATES["none"]), ("batch", C.MAP_BN_HIGHEST_RATE)}
     assert {run.learning_rate for run in GRIDS["santurkar"].runs} == {
         C.MAP_BEST_RATES["none"]}
     assert get_profile(GRIDS["lrfollowup"].profile).epochs == get_profile("book").epochs
 
 
 def test_the_best_rates_are_the_maps():
-    """MAP_BEST_RATES, which the follow-up and chapter 07 train at, are the
-    best rates of the committed map."""
-    from bnlib.config import MAP_BEST_RATES
+    """MAP_BEST_RATES and MAP_BN_HIGHEST_RATE, which the follow-up and chapter
+    07 train at, are the committed map's best rates and BN's highest rate
+    within 90 % of its best."""
+    from bnlib.config import MAP_BEST_RATES, MAP_BN_HIGHEST_RATE
 
     results = _committed("lrmap")
     if len(results) < len(GRIDS["lrmap"].runs):
@@ -250,6 +265,8 @@ def test_the_best_rates_are_the_maps():
     best = optimizer.best_rates(optimizer.rate_rows(results))
     assert {arm: row["learning_rate"] for arm, row in best.items()} == MAP_BEST_RATES, \
         "set bnlib.config.MAP_BEST_RATES to the map's best rates (and retrain the follow-up)"
+    assert optimizer.usable_range(optimizer.rate_rows(results), "batch")[1] == \
+        MAP_BN_HIGHEST_RATE, "set bnlib.config.MAP_BN_HIGHEST_RATE from the map"
 
 
 def test_result_folders():
