@@ -431,10 +431,10 @@ def learning_rate_runs(optimizer: str, rates) -> tuple[RunConfig, ...]:
 
 # The map's best rate per arm (the highest third-epoch test accuracy in
 # results/lrmap; tests/test_optimizer_chapter.py checks them against the files)
-MAP_BEST_RATES = {"none": 0.03, "batch": 0.1}  # PROVISIONAL until the map is complete
+MAP_BEST_RATES = {"none": 0.01, "batch": 0.01}
 # the highest rate at which BN stays within 90 % of its best accuracy in the map
 # (the paper's BN-x5 / BN-x30 question: what does a higher rate buy?)
-MAP_BN_HIGHEST_RATE = 0.1  # PROVISIONAL until the map is complete
+MAP_BN_HIGHEST_RATE = 0.1
 
 
 def followup_runs() -> tuple[RunConfig, ...]:

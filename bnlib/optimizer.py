@@ -441,6 +441,7 @@ def figure1_findings(results: list[dict]) -> str:
 
 
 MIN_RATES = 3  # rates per network before a best rate or a range means anything
+CHANCE_LEVEL = 0.12  # a map run below this test accuracy learned nothing (chance: 0.1)
 
 
 def _rates_so_far(trained: dict[str, list[dict]]) -> list[str]:
@@ -458,11 +459,15 @@ def _map_in_words(rows: list[dict], best: dict, partial: bool) -> list[str]:
         mine = [row for row in rows if row["arm"] == arm]
         diverged = sorted(row["learning_rate"] for row in mine
                           if row["accuracy"] is None)
+        chance = sorted(row["learning_rate"] for row in mine if row["accuracy"]
+                        is not None and row["accuracy"] < CHANCE_LEVEL)
         low, high = usable_range(rows, arm)
         lines.append(
             f"- **{label}, SGD.** Best rate {best[arm]['learning_rate']:g} "
             f"(test accuracy {best[arm]['accuracy']:.3f} after 3 epochs); within 90 % "
             f"of that from {low:g} to {high:g}"
+            + (f"; stuck at chance (accuracy below {CHANCE_LEVEL:g}) at "
+               f"{', '.join(f'{rate:g}' for rate in chance)}" if chance else "")
             + (f"; diverged at {', '.join(f'{rate:g}' for rate in diverged)}"
                if diverged else
                f"; no rate {'trained so far' if partial else 'of the map'} "
@@ -471,10 +476,12 @@ def _map_in_words(rows: list[dict], best: dict, partial: bool) -> list[str]:
     at_same = next((row for row in rows if row["arm"] == "batch" and
                     row["learning_rate"] == best["none"]["learning_rate"]), None)
     lines.append(
-        f"- **The ratio.** BN's best rate is {ratio:g} times the best rate without "
-        f"BN" + (f"; at the rate best for no BN, BN reaches {at_same['accuracy']:.3f} "
-                 f"against {best['none']['accuracy']:.3f}"
-                 if at_same and at_same["accuracy"] is not None else "")
+        (f"- **The ratio.** The two best rates coincide "
+         f"({best['none']['learning_rate']:g})" if ratio == 1 else
+         f"- **The ratio.** BN's best rate is {ratio:g} times the best rate without BN")
+        + (f"; at the rate best for no BN, BN reaches {at_same['accuracy']:.3f} "
+           f"against {best['none']['accuracy']:.3f}"
+           if at_same and at_same["accuracy"] is not None else "")
         + ". One seed per rate: the map locates the rates, it does not judge "
           "differences of a few points.")
     return lines
