@@ -534,8 +534,9 @@ def _grids() -> dict[str, Grid]:
         Grid("lradam", "Adam at three learning rates, no BN vs BN conv+dense, "
              "standardized inputs", "06",
              learning_rate_runs("adam", ADAM_LEARNING_RATES), profile="short"),
-        Grid("lrfollowup", "The learning-rate map's best rates for 15 epochs: no "
-             "BN and BN at their best rates, BN at the no-BN best rate", "06",
+        Grid("lrfollowup", "The learning-rate map's rates for 15 epochs: no BN and "
+             "BN at their best rates, BN at the no-BN best rate and at its highest "
+             "usable rate", "06",
              followup_runs(), profile="two-seeds"),
         Grid("santurkar", "Santurkar et al. (2018): no BN, BN, noisy BN and the "
              "noise without BN; internal covariate shift and loss landscape "
