@@ -413,8 +413,12 @@ def article_figure_pair(results: dict[str, list[dict]], name: str,
         entries = plots.plot_runs(ax, plots.group_by_run(finished[grid]), run_ids,
                                   f"{label}: {title}", y_limits,
                                   with_article=grid == "article")
-        ax.legend(*zip(*entries), fontsize=7, loc="upper center",
-                  bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+        if entries:
+            ax.legend(*zip(*entries), fontsize=7, loc="upper center",
+                      bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+        else:  # none of this figure's runs has finished in this grid
+            ax.text(0.5, 0.5, "PRELIMINARY: not trained yet", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=11, color="#555555")
     tag = plots.data_tag(finished["article"] + finished["standardized"])
     if tag:
         fig.suptitle(tag.strip(), fontsize=10)

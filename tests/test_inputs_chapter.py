@@ -159,6 +159,14 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
         fig = controls.article_figure_pair(results, name, y_limits=None)
         assert len([a for a in fig.axes if a.get_ylabel() == "test accuracy"]) == 2
     assert controls.article_figure_pair({**results, "standardized": []}, "best") is None
+    import warnings
+
+    with warnings.catch_warnings():  # a panel whose runs are all missing says so
+        warnings.simplefilter("error")
+        only_d0 = [r for r in results["standardized"] if r["run_id"] in (0, 3, 6, 9)]
+        fig = controls.article_figure_pair({**results, "standardized": only_d0},
+                                           "batch_norm_dropout_2", y_limits=None)
+    assert "not trained yet" in fig.axes[1].texts[0].get_text()
 
 
 def test_one_seed_is_never_called_clear():
