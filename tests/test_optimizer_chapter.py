@@ -338,6 +338,9 @@ def test_the_prose_about_figure1_matches_the_files():
     pooled = optimizer.drift_verdicts(results, "all")["relative_shift"]["verdict"]
     assert unit == plots.WITHIN_SPREAD, "rewrite: 'the two drifts lie within the seed spread'"
     assert pooled == plots.CLEAR_OTHER_WAY, "rewrite: 'BN's median moves clearly farther'"
+    # chapter 07 leans on the same finding
+    chapter_07 = (ROOT / "notebooks" / "07_santurkar.md").read_text()
+    assert "found that BN does not hold it still" in chapter_07
     text = (ROOT / "notebooks" / "06_optimizer.md").read_text()
     for sentence in ("moves at least as much with BN as\nwithout it",
                      "For the probed unit the two drifts lie within the seed spread",
