@@ -395,14 +395,6 @@ def steps_to_reach(runs: list[dict], accuracy: float) -> float | None:
     return float(steps[reached[0]]) if len(reached) else None
 
 
-def _verdict_words(row: dict) -> str:
-    return {plots.CLEAR: "clear (the seed ranges do not overlap)",
-            plots.CLEAR_OTHER_WAY: "clear, the other way round",
-            plots.WITHIN_SPREAD: "within the seed spread",
-            plots.ONE_SEED: "one seed, no spread to judge",
-            plots.MISSING: "missing"}[row["verdict"]]
-
-
 def figure1_findings(results: list[dict]) -> str:
     """Figure 6.1's verdicts in words, from the result files."""
     rows = {row["arm"]: row for row in drift_rows(results)}
@@ -415,12 +407,13 @@ def figure1_findings(results: list[dict]) -> str:
     total = runs["none"][0]["curve"][-1][0]
     bn, none = rows["batch"], rows["none"]
     verdicts = drift_verdicts(results)
+    say = plots.verdict_sentence
     reach = steps_to_reach(runs["batch"], mean(none["accuracy"]))
     lines = [
         f"- **Accuracy.** After {total:,.0f} steps the network with BN reaches "
         f"{mean(bn['accuracy']):.3f} (last five evaluations, mean of {bn['seeds']} "
         f"seeds) against {mean(none['accuracy']):.3f} without BN: "
-        f"{_verdict_words(verdicts['accuracy'])}."
+        f"{say(verdicts['accuracy']['verdict'], 'BN', 'no BN')}."
         + (f" With BN the mean curve passes the final accuracy of the network "
            f"without BN after {reach:,.0f} steps, {reach / total:.0%} of the run."
            if reach is not None else "")]
@@ -433,10 +426,11 @@ def figure1_findings(results: list[dict]) -> str:
             f"training the median moved by {mean(none['relative_shift']):.2f} of its "
             f"initial 15–85 spread without BN and by {mean(bn['relative_shift']):.2f} "
             f"with BN (does BN's move less? "
-            f"{_verdict_words(verdicts['relative_shift'])}); the 15–85 spread ended "
-            f"at {mean(none['spread_ratio']):.2f} times its initial width without BN "
-            f"and {mean(bn['spread_ratio']):.2f} times with BN (does BN's change less? "
-            f"{_verdict_words(verdicts['spread_change'])}).")
+            f"{say(verdicts['relative_shift']['verdict'], 'BN', 'no BN', 'below')}); "
+            f"the 15–85 spread ended at {mean(none['spread_ratio']):.2f} times its "
+            f"initial width without BN and {mean(bn['spread_ratio']):.2f} times with "
+            f"BN (does BN's change less? "
+            f"{say(verdicts['spread_change']['verdict'], 'BN', 'no BN', 'closer to 1 than')}).")
     return "\n".join(lines)
 
 
@@ -669,6 +663,7 @@ def followup_findings(results: list[dict], planned: int,
         return "\n".join(lines + ["- **PRELIMINARY:** no finished pair of no BN and BN yet."])
     mean = statistics.fmean
     verdicts = followup_verdicts(results, target, rates)
+    say = plots.verdict_sentence
     per_epoch = none["steps_per_epoch"]
     described = {}  # run name -> the role that described it first
     for role in BN_ROLES:
@@ -689,9 +684,10 @@ def followup_findings(results: list[dict], planned: int,
             f"at its best rate ({none['learning_rate']:g}).** Test accuracy "
             f"{mean(bn['accuracy']):.3f} against {mean(none['accuracy']):.3f} (last five "
             f"evaluations, {bn['seeds']} and {none['seeds']} seeds): "
-            f"{_verdict_words(verdict['accuracy'])}. Steps to {target:.2f}: "
-            f"{_steps_text(bn)} against {_steps_text(none)} (fewer with BN? "
-            f"{_verdict_words(verdict['steps'])})."
+            f"{say(verdict['accuracy']['verdict'], 'BN', 'no BN')}. Steps to "
+            f"{target:.2f}: {_steps_text(bn)} against {_steps_text(none)} (fewer "
+            f"with BN? "
+            f"{say(verdict['steps']['verdict'], 'BN', 'no BN', 'below')})."
             + (f" BN's mean curve passes no BN's final accuracy after {reach:,.0f} "
                f"steps ({reach / per_epoch:.1f} epochs)." if reach is not None else
                " BN's mean curve does not reach no BN's final accuracy."))
@@ -719,3 +715,114 @@ def cnn_probe_pair(lrmap_results: list[dict], followup_results: list[dict],
     if {_arm(r) for r in pair} != set(ARMS):
         return [], None, "nothing yet"
     return pair, best["learning_rate"], "the map (3 epochs, one seed)"
+
+
+# --------------------------------------------------------------------------- the chapter's answer
+def what_we_found(figure1_results: list[dict], lrmap_results: list[dict],
+                  followup_results: list[dict], lradam_results: list[dict],
+                  target: float = FOLLOWUP_TARGET, rates: dict | None = None) -> str:
+    """The chapter's closing paragraph, from the four grids: on which of the
+    paper's four claims our networks agree with it, on which they do not, and
+    which the files cannot judge yet.
+
+    The claims and what agreeing means: (1) BN reaches a higher accuracy —
+    Figure 1's accuracy verdict is clear; (2) BN keeps the sigmoid's input
+    steady — the probed unit's median moves clearly less with BN; (3) BN
+    tolerates much higher learning rates — on the complete map BN's highest
+    usable rate (within 90 % of its best) lies above no BN's; (4) at such a
+    rate BN reaches the target accuracy in fewer steps — the follow-up's
+    steps verdict for BN at its highest usable rate against no BN at its best
+    is clear. A claim whose files are missing or have one seed on a side stays
+    open."""
+    from .config import get_grid
+
+    say = plots.verdict_sentence
+    points = []  # (verdicts used, agrees?, agreeing words, differing words, question)
+
+    def judge(verdict, agrees, yes, no, question):
+        points.append(((verdict,), agrees, yes, no, question))
+
+    drift = drift_verdicts(figure1_results)
+    accuracy = drift.get("accuracy", {}).get("verdict")
+    judge(accuracy, accuracy == plots.CLEAR,
+          "the sigmoid network with BN ends with a higher accuracy (" +
+          say(accuracy or plots.MISSING, "BN", "no BN") + ")",
+          "the sigmoid network with BN does not end clearly ahead (" +
+          say(accuracy or plots.MISSING, "BN", "no BN") + ")",
+          "whether BN ends ahead in the paper's Figure 1")
+    shift = drift.get("relative_shift", {}).get("verdict")
+    judge(shift, shift == plots.CLEAR,
+          "BN keeps the sigmoid's input steadier (its median moves less: " +
+          say(shift or plots.MISSING, "BN", "no BN", "below") + ")",
+          "BN does not keep the sigmoid's input steadier (the median's move: " +
+          say(shift or plots.MISSING, "BN", "no BN", "below") + ")",
+          "whether BN keeps the sigmoid's input steadier")
+
+    rows = rate_rows(lrmap_results)
+    complete_map = (len(lrmap_results) == len(get_grid("lrmap").runs)
+                    and set(best_rates(rows)) == set(ARMS))
+    if complete_map:
+        ranges = {arm: usable_range(rows, arm) for arm in ARMS}
+        words = (f"BN stays within 90 % of its best up to a rate of "
+                 f"{ranges['batch'][1]:g}, no BN up to {ranges['none'][1]:g}, on the "
+                 f"one-seed map")
+        judge("read off the map", ranges["batch"][1] > ranges["none"][1],
+              f"BN tolerates higher learning rates ({words})",
+              f"BN does not tolerate a higher learning rate ({words})", "")
+    else:
+        judge(None, False, "", "", "whether BN tolerates higher learning rates (the "
+              "map is not complete)")
+
+    verdicts = followup_verdicts(followup_results, target, rates).get("bn-highest")
+    steps = verdicts["steps"]["verdict"] if verdicts else None
+    where = "BN at its highest usable rate against no BN at its best"
+    judge(steps, steps == plots.CLEAR,
+          f"a higher rate lets BN reach {target:.2f} in fewer steps ({where}: " +
+          say(steps or plots.MISSING, "BN", "no BN", "below") + ")",
+          f"the higher rate does not let BN reach {target:.2f} in clearly fewer "
+          f"steps ({where}: " + say(steps or plots.MISSING, "BN", "no BN", "below") + ")",
+          f"whether a higher rate lets BN reach {target:.2f} in fewer steps (the "
+          f"follow-up at BN's highest usable rate needs two seeds of both runs)")
+
+    paragraph, _ = plots.claims_paragraph(points, "Our networks")
+    parts = [paragraph]
+    if complete_map:
+        best = best_rates(rows)
+        if best["batch"]["learning_rate"] == best["none"]["learning_rate"]:
+            parts.append(f"BN does not move the best rate here: both networks train "
+                         f"best at {best['none']['learning_rate']:g}, so what BN buys "
+                         f"on this network is the range of rates it forgives.")
+    parts.extend(_adam_in_words(lradam_results))
+    return " ".join(parts)
+
+
+def _adam_in_words(lradam_results: list[dict]) -> list[str]:
+    """The Adam runs in one or two sentences: the article's rate, and the
+    rates at which only BN learns anything (one seed per rate)."""
+    from .config import RunConfig
+
+    cells = {}
+    for row in rate_rows(lradam_results):
+        cells.setdefault(row["learning_rate"], {})[row["arm"]] = row["accuracy"]
+    article_rate = RunConfig.learning_rate
+    parts = []
+    article = cells.get(article_rate, {})
+    if set(article) == set(ARMS) and None not in article.values():
+        parts.append(f"With Adam at the article's rate ({article_rate:g}) BN reaches "
+                     f"{article['batch']:.3f} against {article['none']:.3f} without "
+                     f"it after 3 epochs (one seed).")
+    only_bn = [rate for rate, cell in sorted(cells.items()) if set(cell) == set(ARMS)
+               and (cell["none"] is None or cell["none"] < CHANCE_LEVEL)
+               and cell["batch"] is not None and cell["batch"] >= CHANCE_LEVEL]
+    if only_bn:
+        parts.append("At Adam's " + ", ".join(f"{rate:g}" for rate in only_bn) +
+                     " only the network with BN learns (" + "; ".join(
+                         f"BN {cells[rate]['batch']:.3f}, no BN " +
+                         ("diverged" if cells[rate]["none"] is None
+                          else f"{cells[rate]['none']:.3f}, chance")
+                         for rate in only_bn) +
+                     ")" + (": at the article's rate Adam trains both networks, so "
+                            "the article's setting never reaches the rates where BN "
+                            "makes the difference" if article.get("none") is not None
+                            and article["none"] >= CHANCE_LEVEL else "") + ".")
+    return parts

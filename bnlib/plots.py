@@ -399,6 +399,32 @@ def verdict_sentence(verdict: str, first: str, second: str, relation: str = "abo
             MISSING: "not trained yet"}[verdict]
 
 
+def claims_paragraph(points: list[tuple], subject: str = "Our network") -> tuple[str, int]:
+    """A chapter's answer to a paper, claim by claim. Each point is ``(verdicts,
+    agrees, agreeing words, differing words, open question)``: the claim stays
+    open while any of its verdicts has one seed on a side or is missing (or is
+    None); otherwise it goes to "agrees" or "differs". Returns the paragraph
+    and how many claims agree."""
+    agree, differ, open_ = [], [], []
+    for used, agrees, yes, no, question in points:
+        if any(v in (ONE_SEED, MISSING, None) for v in used):
+            open_.append(question)
+        elif agrees:
+            agree.append(yes)
+        else:
+            differ.append(no)
+    verb = "agree" if subject.endswith("s") else "agrees"
+    parts = []
+    if agree:
+        parts.append(f"{subject} {verb} with the paper that " + "; that ".join(agree) + ".")
+    if differ:
+        parts.append(f"Where {'they differ' if verb == 'agree' else 'it differs'}: "
+                     + "; ".join(differ) + ".")
+    if open_:
+        parts.append("Not judged yet: " + "; ".join(open_) + ".")
+    return " ".join(parts), len(agree)
+
+
 def format_comparison(row: dict) -> str:
     head = f"run {row['better']:2d} vs run {row['worse']:2d}"
     if row["verdict"] == MISSING:

@@ -305,21 +305,8 @@ def what_is_left(results: list[dict]) -> str:
          say(smooth, "BN", "no BN", "below") + ")",
          "whether BN makes the loss landscape smoother"),
     ]
-    agree, disagree, open_ = [], [], []
-    for used, agrees, yes, no, question in points:
-        if any(v in (plots.ONE_SEED, plots.MISSING) for v in used):
-            open_.append(question)
-        elif agrees:
-            agree.append(yes)
-        else:
-            disagree.append(no)
-    parts = []
-    if agree:
-        parts.append("Our network agrees with the paper that " + "; that ".join(agree) + ".")
-    if disagree:
-        parts.append("Where it differs: " + "; ".join(disagree) + ".")
-    if open_:
-        parts.append("Too few seeds to judge " + "; or ".join(open_) + ".")
+    paragraph, agreeing = plots.claims_paragraph(points)
+    parts = [paragraph]
     bn_verdict = found["bn_vs_none"]["verdict"]
     if bn_verdict in (plots.ONE_SEED, plots.MISSING):
         parts.append("Too few seeds to judge whether BN itself is ahead of no BN.")
@@ -327,7 +314,7 @@ def what_is_left(results: list[dict]) -> str:
         parts.append("BN itself is not clearly ahead of no BN at this learning rate "
                      f"({say(found['bn_vs_none']['verdict'], 'BN', 'no BN')}), so "
                      "there is little benefit here for any mechanism to explain.")
-    elif len(agree) == len(points):
+    elif agreeing == len(points):
         parts.append("What survives of the original explanation, then, is a name "
                      "for a real phenomenon — layers do move under each other — not "
                      "the mechanism by which BN helps.")

@@ -242,3 +242,63 @@ def ghost_outputs_demo(rng_seed: int = 0, rows: int = 8, units: int = 4):
 
     H = np.random.default_rng(rng_seed).normal(3.0, 2.0, size=(rows, units))
     return H, ghost_batch_norm(H, rows), ghost_batch_norm(H, 2)
+
+
+def what_we_found(results: list[dict]) -> str:
+    """The chapter's closing paragraph: Wu and He's and Ioffe's claims, each
+    with the verdict from the files. Agreeing means: BN with g = 128 clearly
+    ahead of g = 2; GroupNorm clearly ahead of BN with g = 2; BN with g = 128
+    not clearly behind GroupNorm (Wu and He: GN slightly below BN at a large
+    batch); BN with g = 128 clearly ahead of LayerNorm; Batch Renorm clearly
+    ahead of BN, both with g = 2. The inference mismatch (the book's own
+    question) closes the paragraph when it has a verdict."""
+    if not results:
+        return ("**PRELIMINARY:** the closing verdict is written from the "
+                "`smallbatch` grid's files once it has finished runs.")
+    found = verdicts(results)
+    say = plots.verdict_sentence
+    smallest = min(GHOST_SIZES)
+
+    def point(key, agrees, claim, differs, question):
+        verdict = found[key]["verdict"]
+        _, first, second = QUESTIONS[key]
+        words = say(verdict, first, second)
+        return ((verdict,), agrees(verdict), f"{claim} ({words})",
+                f"{differs} ({words})", question)
+
+    def clear(verdict):
+        return verdict == plots.CLEAR
+
+    points = [
+        point("bn_breaks", clear, f"BN loses accuracy when its statistics come from "
+              f"groups of {smallest}", f"BN does not clearly lose accuracy with groups "
+              f"of {smallest}", "whether BN breaks with tiny groups"),
+        point("gn_vs_small_bn", clear, f"GroupNorm, which needs no batch, beats BN "
+              f"with groups of {smallest}", f"GroupNorm does not clearly beat BN with "
+              f"groups of {smallest}", "whether GroupNorm beats BN with tiny groups"),
+        point("bn_vs_gn", lambda v: v != plots.CLEAR_OTHER_WAY, "at the full batch "
+              "BN is at least as good as GroupNorm", "at the full batch GroupNorm "
+              "beats BN", "how BN and GroupNorm compare at the full batch"),
+        point("bn_vs_ln", clear, "LayerNorm trails BN on a convolutional network",
+              "LayerNorm does not clearly trail BN here",
+              "how LayerNorm compares with BN"),
+        point("renorm_vs_bn_small", clear, f"Batch Renorm recovers part of what BN "
+              f"loses with groups of {smallest}", f"Batch Renorm (its clipping fixed "
+              f"from the first step) does not clearly beat BN with groups of "
+              f"{smallest}", "whether Batch Renorm helps with tiny groups"),
+    ]
+    paragraph, _ = plots.claims_paragraph(points)
+    parts = [paragraph]
+    mismatch = found["mismatch_small"]
+    if mismatch["verdict"] == plots.CLEAR:
+        parts.append(f"With groups of {smallest} the same networks score "
+                     f"{mismatch['diff']:+.3f} higher when the test batches bring "
+                     f"their own statistics, in every seed: part of small-group BN's "
+                     f"loss is the moving averages' mismatch at inference, not the "
+                     f"noisy training alone.")
+    elif mismatch["verdict"] == plots.CLEAR_OTHER_WAY:
+        parts.append(f"With groups of {smallest} the moving averages do better than "
+                     f"the test batches' own statistics in every seed "
+                     f"({mismatch['diff']:+.3f}): the loss comes from training with "
+                     f"noisy statistics, not from a mismatch at inference.")
+    return " ".join(parts)

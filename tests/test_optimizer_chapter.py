@@ -63,7 +63,9 @@ def test_figure1_verdicts_and_words():
     assert verdicts["spread_change"]["verdict"] == plots.CLEAR
     text = optimizer.figure1_findings(results)
     assert "reaches 0.460 (last five evaluations, mean of 3 seeds) against 0.410" in text
-    assert text.count("clear (the seed ranges do not overlap)") == 5  # accuracy, 2 x 2 drifts
+    assert text.count("every seed of BN above every seed of no BN") == 1  # accuracy
+    assert text.count("every seed of BN below every seed of no BN") == 2  # the shifts
+    assert text.count("every seed of BN closer to 1 than every seed of no BN") == 2
     one_seed = [r for r in results if r["seed"] == 0]
     assert "clear" not in optimizer.figure1_findings(one_seed).replace(
         "no spread", "")
@@ -205,7 +207,7 @@ def test_followup_at_bns_highest_usable_rate():
     text = optimizer.followup_findings(results, planned=8, target=0.60, rates=RATES)
     assert "- **BN at its highest usable rate (0.3) against no BN at its best rate " \
            "(0.03).**" in text
-    assert "(fewer with BN? clear (the seed ranges do not overlap))" in text
+    assert "(fewer with BN? every seed of BN below every seed of no BN)" in text
 
 
 def test_followup_when_the_best_rates_coincide():
@@ -220,6 +222,55 @@ def test_followup_when_the_best_rates_coincide():
     assert "The map's rates coincide: BN at the no-BN best rate is the same runs as BN at its best rate." in text
     assert text.count("against no BN at its best rate") == 1
     assert "BN at its highest usable rate is the same runs as BN at its best rate." in text
+
+
+def test_the_chapters_answer_by_hand():
+    """The closing paragraph sorts the paper's four claims into agree / differ /
+    not yet judged, from hand-made files of all four grids."""
+    from bnlib.config import ADAM_LEARNING_RATES, SGD_LEARNING_RATES
+
+    # Figure 1: BN clearly ahead, its median moving clearly *more* (differs)
+    figure1 = ([fake_figure1(False, s, 0.2 + s / 10, 2.1, 0.40 + s / 100) for s in range(3)]
+               + [fake_figure1(True, s, -3.0 - s / 10, 2.1, 0.45 + s / 100)
+                  for s in range(3)])
+    # the map: both best at 0.01; no BN usable to 0.03, BN to 0.1
+    none = dict(zip(SGD_LEARNING_RATES, (0.50, 0.60, 0.70, 0.65, 0.40, 0.10, None)))
+    bn = dict(zip(SGD_LEARNING_RATES, (0.62, 0.66, 0.70, 0.68, 0.66, 0.30, None)))
+    lrmap = ([fake_map("sgd", "none", r, a) for r, a in none.items()]
+             + [fake_map("sgd", "batch", r, a) for r, a in bn.items()])
+    lradam = [fake_map("adam", "none", r, a) for r, a in
+              zip(ADAM_LEARNING_RATES, (0.60, 0.66, 0.10))] + \
+             [fake_map("adam", "batch", r, a) for r, a in
+              zip(ADAM_LEARNING_RATES, (0.65, 0.69, 0.66))]
+    rates = {"none": 0.01, "batch": 0.01, "batch_highest": 0.1}
+    text = optimizer.what_we_found(figure1, lrmap, [], lradam, rates=rates)
+    assert text.startswith(
+        "Our networks agree with the paper that the sigmoid network with BN ends with a "
+        "higher accuracy (every seed of BN above every seed of no BN); that BN tolerates "
+        "higher learning rates (BN stays within 90 % of its best up to a rate of 0.1, no "
+        "BN up to 0.03, on the one-seed map). Where they differ: BN does not keep the "
+        "sigmoid's input steadier (the median's move: every seed of no BN below every "
+        "seed of BN). Not judged yet: whether a higher rate lets BN reach 0.60 in fewer "
+        "steps")
+    assert "both networks train best at 0.01" in text
+    assert ("With Adam at the article's rate (0.001) BN reaches 0.690 against 0.660"
+            in text)
+    assert ("At Adam's 0.01 only the network with BN learns (BN 0.660, no BN 0.100, "
+            "chance): at the article's rate Adam trains both networks" in text)
+    # the follow-up at BN's highest rate: BN there in fewer steps, every seed
+    slow = [0.40, 0.50, 0.55, 0.58, 0.59, 0.61, 0.62]
+    fast = [0.50, 0.62, 0.66, 0.68, 0.69, 0.70, 0.70]
+    followup = ([fake_followup("none", 0.01, s, slow) for s in (0, 1)]
+                + [fake_followup("batch", 0.1, s, fast) for s in (0, 1)])
+    text = optimizer.what_we_found(figure1, lrmap, followup, lradam, rates=rates)
+    assert ("that a higher rate lets BN reach 0.60 in fewer steps (BN at its highest "
+            "usable rate against no BN at its best: every seed of BN below every seed "
+            "of no BN)." in text)
+    assert "Not judged yet" not in text
+    # a partial map leaves the rate claim open instead of reading a range off it
+    text = optimizer.what_we_found(figure1, lrmap[:5], followup, [], rates=rates)
+    assert "whether BN tolerates higher learning rates (the map is not complete)" in text
+    assert "Adam" not in text
 
 
 def test_figure_6_5_prefers_the_followup_pair():
@@ -307,6 +358,9 @@ def test_the_notebook_states_the_findings_the_files_give():
     planned = len(grid.runs) * get_profile(grid.profile).seeds
     expected = optimizer.followup_findings(_committed("lrfollowup"), planned)
     assert expected in outputs, f"re-execute notebook 06: the follow-up now reads\n{expected}"
+    expected = optimizer.what_we_found(figure1, _committed("lrmap"),
+                                       _committed("lrfollowup"), _committed("lradam"))
+    assert expected in outputs, f"re-execute notebook 06: its answer now reads\n{expected}"
 
 
 def test_committed_figure1_runs_follow_the_protocol():
