@@ -458,14 +458,20 @@ def _fake_run(name, seed, accuracy, batch_accuracy=None, epochs=10):
     return result
 
 
-def test_chapter_08_rows_verdicts_and_words():
-    from bnlib import plots, smallbatch
-
+def _small_grid():
+    """Two seeds of BN at g = 128 and g = 2 (evaluated both ways) and GroupNorm."""
     results = []
     for seed in range(2):
         results += [_fake_run("ghost-g128", seed, 0.70 + seed / 100, 0.69),
                     _fake_run("ghost-g2", seed, 0.55 + seed / 100, 0.60 + seed / 100),
                     _fake_run("groupnorm", seed, 0.66 + seed / 100)]
+    return results
+
+
+def test_chapter_08_rows_verdicts_and_words():
+    from bnlib import plots, smallbatch
+
+    results = _small_grid()
     # chapter 05's 15-epoch reference: only evaluations up to epoch 10 count
     reference = [_fake_run("std-none-d0", 0, 0.65, epochs=15)]
     reference[0]["curve"][-1][4] = 0.99
@@ -496,11 +502,7 @@ def test_chapter_08_rows_verdicts_and_words():
 def test_chapter_08_answers_wu_and_he_by_hand():
     from bnlib import smallbatch
 
-    results = []
-    for seed in range(2):
-        results += [_fake_run("ghost-g128", seed, 0.70 + seed / 100, 0.69),
-                    _fake_run("ghost-g2", seed, 0.55 + seed / 100, 0.60 + seed / 100),
-                    _fake_run("groupnorm", seed, 0.66 + seed / 100)]
+    results = _small_grid()
     text = smallbatch.what_we_found(results)
     assert text.startswith(
         "Our network agrees with the paper that BN loses accuracy when its statistics "
