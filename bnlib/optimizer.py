@@ -634,13 +634,17 @@ def followup_figure(results: list[dict], target: float = FOLLOWUP_TARGET,
                     rates: dict | None = None):
     """Test accuracy of the follow-up's runs (mean, seed range), the target as
     a thin line; None while no run is finished."""
-    series, drawn = [], set()
+    drawn: dict[str, tuple[list[str], list[dict]]] = {}  # coinciding runs drawn once
     for role, runs in followup_roles(results, rates).items():
         finished = [r for r in runs if r["status"] == "complete"]
-        if finished and runs[0]["name"] not in drawn:  # coinciding BN runs once
-            drawn.add(runs[0]["name"])
-            rate = runs[0]["config"]["learning_rate"]
-            series.append((f"{FOLLOWUP_ROLES[role]} ({rate:g})", finished))
+        if finished:
+            drawn.setdefault(runs[0]["name"], ([], finished))[0].append(role)
+    series = []
+    for roles, finished in drawn.values():
+        rate = finished[0]["config"]["learning_rate"]
+        also = "".join(f", also {FOLLOWUP_ROLES[role].removeprefix('BN ')}"
+                       for role in roles[1:])
+        series.append((f"{FOLLOWUP_ROLES[roles[0]]} ({rate:g}){also}", finished))
     fig = plots.series_figure(series, "SGD with momentum 0.9" + plots.data_tag(results),
                               y_limits=None)
     if fig is not None:

@@ -222,6 +222,14 @@ def test_followup_when_the_best_rates_coincide():
     assert "The map's rates coincide: BN at the no-BN best rate is the same runs as BN at its best rate." in text
     assert text.count("against no BN at its best rate") == 1
     assert "BN at its highest usable rate is the same runs as BN at its best rate." in text
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = optimizer.followup_figure(results, rates=same)
+    labels = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert labels == ["no BN at its best rate (0.03) (n=2)",
+                      "BN at its best rate (0.03), also at the no-BN best rate, also at "
+                      "its highest usable rate (n=2)"]
 
 
 def test_the_chapters_answer_by_hand():
