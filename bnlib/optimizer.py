@@ -800,8 +800,47 @@ def what_we_found(figure1_results: list[dict], lrmap_results: list[dict],
             parts.append(f"BN does not move the best rate here: both networks train "
                          f"best at {best['none']['learning_rate']:g}, so what BN buys "
                          f"on this network is the range of rates it forgives.")
+    parts.extend(_paper_measure(followup_results, rates))
     parts.extend(_adam_in_words(lradam_results))
     return " ".join(parts)
+
+
+# Ioffe and Szegedy (2015), Table 2: training steps until each network reached the
+# original Inception's best accuracy (72.2 %), and Inception's own
+PAPER_STEPS_TO_INCEPTION = {"Inception": 31.0e6, "BN-Baseline": 13.3e6, "BN-x5": 2.1e6}
+
+
+def _paper_measure(followup_results: list[dict], rates: dict | None) -> list[str]:
+    """The paper's own measure on the follow-up: the step at which BN's mean
+    curve passes no BN's final accuracy, as a share of the run, beside the
+    paper's shares (BN-Baseline and BN-x5 against Inception)."""
+    roles = followup_roles(followup_results, rates)
+    finished = {role: [r for r in runs if r["status"] == "complete"]
+                for role, runs in roles.items()}
+    none = finished.get("none-best")
+    if not none:
+        return []
+    final = statistics.fmean(plots.last_n_means(none))
+    total = none[0]["curve"][-1][0]
+    paper = {name: steps / PAPER_STEPS_TO_INCEPTION["Inception"]
+             for name, steps in PAPER_STEPS_TO_INCEPTION.items()}
+    clauses, described = [], set()
+    for role, twin in (("bn-at-none-best", "BN-Baseline"), ("bn-highest", "BN-x5")):
+        runs = finished.get(role)
+        if not runs or runs[0]["name"] in described:  # coinciding rates: once
+            continue
+        described.add(runs[0]["name"])
+        reach = steps_to_reach(runs, final)
+        rate = runs[0]["config"]["learning_rate"]
+        clauses.append(
+            (f"BN at {rate:g} passes it after {reach:,.0f} steps, {reach / total:.0%} "
+             f"of the run" if reach is not None else f"BN at {rate:g} never does")
+            + f" (the paper's {twin}: {paper[twin]:.0%} of Inception's steps)")
+    if not clauses:
+        return []
+    return [f"By the paper's own measure — the step at which BN's mean curve passes "
+            f"the final accuracy of the network without BN ({final:.3f} after "
+            f"{total:,.0f} steps) — " + "; ".join(clauses) + "."]
 
 
 def _adam_in_words(lradam_results: list[dict]) -> list[str]:
