@@ -792,7 +792,7 @@ def what_we_found(figure1_results: list[dict], lrmap_results: list[dict],
               f"whether {claim} {target:.2f} in fewer steps ({where}: two seeds "
               f"of both needed)")
 
-    paragraph, _ = plots.claims_paragraph(points, "Our networks")
+    paragraph, _ = plots.claims_paragraph(points, plural=True)
     parts = [paragraph]
     if complete_map:
         best = best_rates(rows)

@@ -399,12 +399,13 @@ def verdict_sentence(verdict: str, first: str, second: str, relation: str = "abo
             MISSING: "not trained yet"}[verdict]
 
 
-def claims_paragraph(points: list[tuple], subject: str = "Our network") -> tuple[str, int]:
+def claims_paragraph(points: list[tuple], plural: bool = False) -> tuple[str, int]:
     """A chapter's answer to a paper, claim by claim. Each point is ``(verdicts,
     agrees, agreeing words, differing words, open question)``: the claim stays
     open while any of its verdicts has one seed on a side or is missing (or is
-    None); otherwise it goes to "agrees" or "differs". Returns the paragraph
-    and how many claims agree."""
+    None); otherwise it goes to "agrees" or "differs". ``plural``: the
+    chapter speaks of "our networks". Returns the paragraph and how many
+    claims agree."""
     agree, differ, open_ = [], [], []
     for used, agrees, yes, no, question in points:
         if any(v in (ONE_SEED, MISSING, None) for v in used):
@@ -413,13 +414,13 @@ def claims_paragraph(points: list[tuple], subject: str = "Our network") -> tuple
             agree.append(yes)
         else:
             differ.append(no)
-    verb = "agree" if subject.endswith("s") else "agrees"
+    subject, verb, pronoun = (("Our networks", "agree", "they differ") if plural else
+                              ("Our network", "agrees", "it differs"))
     parts = []
     if agree:
         parts.append(f"{subject} {verb} with the paper that " + "; that ".join(agree) + ".")
     if differ:
-        parts.append(f"Where {'they differ' if verb == 'agree' else 'it differs'}: "
-                     + "; ".join(differ) + ".")
+        parts.append(f"Where {pronoun}: " + "; ".join(differ) + ".")
     if open_:
         parts.append("Not judged yet: " + "; ".join(open_) + ".")
     return " ".join(parts), len(agree)
