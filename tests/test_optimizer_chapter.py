@@ -385,6 +385,16 @@ def test_the_notebook_states_the_findings_the_files_give():
     assert expected in outputs, f"re-execute notebook 06: its answer now reads\n{expected}"
 
 
+def test_the_followup_evaluates_every_195_steps():
+    """Chapter 06 says the follow-up's steps to 0.60 are counted on evaluations
+    195 steps apart (why the count is coarse)."""
+    results = _committed("lrfollowup")
+    if not results:
+        pytest.skip("no follow-up run is committed")
+    assert {r["protocol"]["eval_every"] for r in results} == {195}
+    assert "Evaluations\ncome every 195 steps" in NOTEBOOK.with_suffix(".md").read_text()
+
+
 def test_committed_figure1_runs_follow_the_protocol():
     results = _committed("figure1")
     if not results:
