@@ -614,6 +614,8 @@ PROFILES: dict[str, Protocol] = {
 INT_FIELDS = ("epochs", "eval_every", "steps_per_epoch", "batch_size", "seeds")
 SIZE_FIELDS = ("train_size", "test_size")
 NUM_CLASSES = 10
+# a result file's curve: one row per evaluation
+CURVE_COLUMNS = ["step", "epoch", "train_loss", "train_acc", "test_acc"]
 SPLIT_SIZES = {"train_size": 50_000, "test_size": 10_000}  # CIFAR-10's two splits
 MAX_BATCH = SPLIT_SIZES["train_size"]
 MAX_SEEDS = 1000

@@ -781,17 +781,27 @@ def what_we_found(figure1_results: list[dict], lrmap_results: list[dict],
               "map is not complete)")
 
     followup = followup_verdicts(followup_results, target, rates)
-    for role, claim, where in (
+    rows_by_role = {row["role"]: row for row in followup_rows(followup_results, target,
+                                                              rates)}
+    for role, yes, no, where in (
             ("bn-at-none-best", "at the same rate BN alone reaches",
+             "at the same rate BN alone does not reach",
              "BN against no BN, both at the no-BN best rate"),
             ("bn-highest", "a higher rate lets BN reach",
+             "a higher rate does not let BN reach",
              "BN at its highest usable rate against no BN at its best")):
         steps = followup[role]["steps"]["verdict"] if role in followup else None
         words = say(steps or plots.MISSING, "BN", "no BN", "below")
+        if role == "bn-highest" and role in followup:
+            # what the higher rate costs or buys at the end of the budget
+            bn, none = rows_by_role[role], rows_by_role["none-best"]
+            words += (f"; it ends at {statistics.fmean(bn['accuracy']):.3f} against "
+                      f"{statistics.fmean(none['accuracy']):.3f}: "
+                      + say(followup[role]["accuracy"]["verdict"], "BN", "no BN"))
         judge(steps, steps == plots.CLEAR,
-              f"{claim} {target:.2f} in fewer steps ({where}: {words})",
-              f"{claim} {target:.2f} in no clearly fewer steps ({where}: {words})",
-              f"whether {claim} {target:.2f} in fewer steps ({where}: two seeds "
+              f"{yes} {target:.2f} in fewer steps ({where}: {words})",
+              f"{no} {target:.2f} in clearly fewer steps ({where}: {words})",
+              f"whether {yes} {target:.2f} in fewer steps ({where}: two seeds "
               f"of both needed)")
 
     paragraph, _ = plots.claims_paragraph(points, plural=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import article as article_data
-from .config import ARTICLE
+from .config import ARTICLE, CURVE_COLUMNS
 
 GRID = ARTICLE.runs  # the article's 12 configurations, by run id
 
@@ -60,11 +60,14 @@ def group_by_run(results: list[dict]) -> dict[int, list[dict]]:
     return dict(sorted(grouped.items()))
 
 
-def seed_band(runs: list[dict]):
-    """Steps, mean, min and max test accuracy over the seeds of one run id."""
+def seed_band(runs: list[dict], column: str = "test_acc"):
+    """Steps, mean, min and max of one curve column (one of
+    :data:`bnlib.config.CURVE_COLUMNS`, test accuracy unless told) over the
+    finished seeds of one run id."""
+    index = CURVE_COLUMNS.index(column)
     finished = [r for r in runs if r["status"] == "complete"]
     length = min(len(r["curve"]) for r in finished)
-    curves = np.array([[p[4] for p in r["curve"][:length]] for r in finished])
+    curves = np.array([[p[index] for p in r["curve"][:length]] for r in finished])
     steps = np.array([p[0] for p in finished[0]["curve"][:length]])
     return steps, curves.mean(axis=0), curves.min(axis=0), curves.max(axis=0)
 

@@ -28,10 +28,9 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .config import Protocol, RunConfig, check_data, validate_config
+from .config import CURVE_COLUMNS, Protocol, RunConfig, check_data, validate_config
 
 SCHEMA_VERSION = 2
-CURVE_COLUMNS = ["step", "epoch", "train_loss", "train_acc", "test_acc"]
 BN_KERNELS = ("fused", "keras", "manual")
 ADAM_KERNELS = ("keras", "fused")
 # a loss this many times the first step's is called diverged, like a NaN

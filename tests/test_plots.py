@@ -259,3 +259,20 @@ def test_smoke_sized_runs_show_no_article_curve(fake_article):
     figures = plots.article_figures(results, y_limits=None)
     labels = [t.get_text() for t in figures["batch_norm"].legends[0].get_texts()]
     assert labels and not any(plots.ARTICLE_LABEL in t for t in labels)
+
+
+def test_seed_band_reads_any_curve_column():
+    """Mean, min and max over the finished seeds, of test accuracy unless a
+    column is named; an unknown column is refused, not read as another."""
+    def run(seed, status, rows):
+        return {"seed": seed, "status": status, "curve": rows}
+    runs = [run(0, "complete", [[10, 1, 2.0, 0.3, 0.40], [20, 2, 1.0, 0.5, 0.50]]),
+            run(1, "complete", [[10, 1, 4.0, 0.2, 0.20], [20, 2, 3.0, 0.4, 0.60]]),
+            run(2, "diverged", [[10, 1, 9.0, 0.1, 0.10]])]
+    steps, mean, low, high = plots.seed_band(runs)
+    assert steps.tolist() == [10, 20] and mean.tolist() == pytest.approx([0.3, 0.55])
+    assert low.tolist() == [0.2, 0.5] and high.tolist() == [0.4, 0.6]
+    _, loss, low, high = plots.seed_band(runs, "train_loss")
+    assert loss.tolist() == [3.0, 2.0] and low.tolist() == [2.0, 1.0]
+    with pytest.raises(ValueError):
+        plots.seed_band(runs, "test_loss")
