@@ -15,6 +15,7 @@ import statistics
 import numpy as np
 
 from . import plots
+from .probes import on_probe_sample, probe_rows
 
 FIGURE1_PROBE = "activation_input:dense3"
 CNN_PROBE = "activation_input:dense1"
@@ -32,7 +33,7 @@ def _arm(result: dict) -> str:
 # --------------------------------------------------------------------------- Figure 1
 def probe_series(result: dict, probe: str = FIGURE1_PROBE) -> dict[str, np.ndarray]:
     """A probe's columns as arrays: ``step``, ``unit_p15`` ... ``median_p85``."""
-    rows = np.array(result["probes"][probe], dtype=float)
+    rows = probe_rows(result, probe)
     return {name: rows[:, i] for i, name in enumerate(result["probe_columns"][probe])}
 
 
@@ -708,14 +709,14 @@ def cnn_probe_pair(lrmap_results: list[dict], followup_results: list[dict],
     has a finished pair."""
     roles = followup_roles(followup_results, rates)
     pair = [r for role in ("none-best", "bn-at-none-best") for r in roles.get(role, [])
-            if r["status"] == "complete"]
+            if r["status"] == "complete" and on_probe_sample(r)]
     if {_arm(r) for r in pair} == set(ARMS):
         return pair, pair[0]["config"]["learning_rate"], "the follow-up (15 epochs)"
     best = best_rates(rate_rows(lrmap_results)).get("none")
     if best is None:
         return [], None, "nothing yet"
     pair = [r for r in pair_at_rate(lrmap_results, best["learning_rate"])
-            if r["status"] == "complete"]
+            if r["status"] == "complete" and on_probe_sample(r)]
     if {_arm(r) for r in pair} != set(ARMS):
         return [], None, "nothing yet"
     return pair, best["learning_rate"], "the map (3 epochs, one seed)"

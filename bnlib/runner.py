@@ -26,6 +26,7 @@ import numpy as np
 
 from .config import (Grid, Protocol, RunConfig, check_data, get_grid, get_profile,
                      validate_config, validate_training)
+from .probes import PROBE_SAMPLE
 from .training import (Progress, RunnerOptions, configure_threads,
                        environment_record, new_record, prepare, train_epochs)
 
@@ -143,6 +144,13 @@ def previous_result(path: Path, config: RunConfig, protocol: Protocol) -> dict |
         raise ValueError(
             f"{path} was trained with another run configuration ({', '.join(changed)} "
             f"differ). Use another --results-dir, or delete the file to retrain.")
+    if (config.probes and result["status"] not in FINISHED
+            and result.get("probe_sample") != PROBE_SAMPLE):
+        raise ValueError(
+            f"{path} is an unfinished run whose probes measured other images "
+            f"({result.get('probe_sample') or 'the first images of the stored order'}) "
+            f"than today's ({PROBE_SAMPLE}); resuming would mix two samples in one "
+            f"series. Delete the file and its checkpoint to retrain.")
     return result
 
 
@@ -193,6 +201,7 @@ def run_one(config: RunConfig, seed: int, protocol: Protocol, data, *,
         result["probe_columns"] = {name: probe.columns
                                    for name, probe in trainer.probes.items()}
         result["probes"] = {name: [] for name in trainer.probes}
+        result["probe_sample"] = PROBE_SAMPLE
     start_epoch = 0
     if previous is not None and ckpt.exists():
         with np.load(ckpt) as arrays:

@@ -16,6 +16,7 @@ import statistics
 import numpy as np
 
 from . import plots
+from .probes import probe_rows
 
 ARMS = {"sgd-none": "no BN", "sgd-bn": "BN", "sgd-noisy": "noisy BN",
         "sgd-noise": "BN's noise, no BN"}
@@ -47,7 +48,7 @@ def accuracy_figure(results: list[dict], column: int = 4, y_limits=None):
 def probe_values(result: dict, probe: str, column: str) -> tuple[np.ndarray, np.ndarray]:
     """Steps and one column of a probe's rows."""
     columns = result["probe_columns"][probe]
-    rows = np.array(result["probes"][probe], dtype=float)
+    rows = probe_rows(result, probe)
     return rows[:, 0], rows[:, columns.index(column)]
 
 

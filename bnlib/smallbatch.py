@@ -18,6 +18,7 @@ import numpy as np
 
 from . import plots
 from .config import GHOST_SIZES, RENORM_GHOST_SIZES, get_grid
+from .probes import probe_rows
 
 LAST_EPOCH = 10  # the grid's budget; chapter 05's 15-epoch reference is cut here
 BATCH_STATS_PROBE = "batch_stats_eval"
@@ -40,8 +41,8 @@ def accuracy_until(run: dict, last_epoch: float = LAST_EPOCH,
 
 def batch_stats_accuracy(run: dict) -> float:
     """The same last-N mean of the accuracy with test-batch statistics."""
-    rows = run["probes"][BATCH_STATS_PROBE]
-    return statistics.fmean(row[1] for row in rows[-plots.LAST_N_EVALS:])
+    rows = probe_rows(run, BATCH_STATS_PROBE)
+    return statistics.fmean(rows[-plots.LAST_N_EVALS:, 1])
 
 
 def error_rows(results: list[dict], reference: list[dict]) -> list[dict]:

@@ -13,6 +13,7 @@ import pytest
 
 from bnlib import optimizer, plots
 from bnlib.config import GRIDS, get_profile
+from bnlib.probes import PROBE_SAMPLE
 from bnlib.runner import chapter_results_dir, load_results, previous_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +38,7 @@ def fake_figure1(normalized: bool, seed: int, median_end: float, spread_end: flo
             "config": {"norm_dense": "batch" if normalized else "none"},
             "probes": {optimizer.FIGURE1_PROBE: rows},
             "probe_columns": {optimizer.FIGURE1_PROBE: COLUMNS},
-            "data": {"kind": "folder"}}
+            "probe_sample": PROBE_SAMPLE, "data": {"kind": "folder"}}
 
 
 def test_drift_numbers_by_hand():
@@ -80,7 +81,7 @@ def fake_map(optimizer_name: str, norm: str, rate: float, accuracy: float | None
             "config": {"norm_dense": norm, "learning_rate": rate,
                        "optimizer": optimizer_name},
             "curve": curve if accuracy is not None else curve[:1],
-            "data": {"kind": "folder"}}
+            "probe_sample": PROBE_SAMPLE, "data": {"kind": "folder"}}
 
 
 def test_learning_rate_map_by_hand():
@@ -309,6 +310,10 @@ def test_figure_6_5_prefers_the_followup_pair():
     runs, rate, source = optimizer.cnn_probe_pair(mapped, followup, RATES)
     assert (len(runs), rate, source) == (3, 0.03, "the follow-up (15 epochs)")
     assert optimizer.cnn_probe_pair([], [], RATES) == ([], None, "nothing yet")
+    # runs whose probes measured other images (the stored order) are left out
+    stale = [dict(r, probe_sample=None) for r in followup]
+    runs, rate, source = optimizer.cnn_probe_pair(mapped, stale, RATES)
+    assert (len(runs), rate, source) == (2, 0.03, "the map (3 epochs, one seed)")
 
 
 def test_followup_grid_runs_the_maps_configurations():

@@ -641,3 +641,45 @@ def test_result_records_no_machine_path(tmp_path):
 
     assert recorded_source(Path("/somewhere/else/cifar.tar.gz")) == "cifar.tar.gz"
     assert recorded_source(ROOT / "results" / "x.tar.gz") == "results/x.tar.gz"
+
+
+# ----------------------------------------------------------------- the probes' images
+def test_probes_measure_a_shuffled_sample_not_the_stored_order():
+    """On a split stored sorted by class (as the offline JPEG copy is), the
+    probes' 128 training images and 1000 test images hold every class, and
+    the sample is the same at every call (the same for every run)."""
+    from bnlib.probes import PROBE_BATCH, TRAIN_PROBE_BATCH, probe_sample
+
+    labels = np.repeat(np.arange(10), 500)  # 5,000 images, class by class
+    images = np.arange(len(labels))
+    assert set(labels[:TRAIN_PROBE_BATCH]) == {0}  # what the stored order gives
+    chosen, chosen_labels = probe_sample(images, labels, TRAIN_PROBE_BATCH)
+    assert len(chosen) == TRAIN_PROBE_BATCH and len(set(chosen)) == TRAIN_PROBE_BATCH
+    assert (labels[chosen] == chosen_labels).all()
+    assert np.bincount(chosen_labels, minlength=10).min() >= 4  # 12.8 expected
+    assert (probe_sample(images, labels, TRAIN_PROBE_BATCH)[0] == chosen).all()
+    test = probe_sample(labels, size=PROBE_BATCH)
+    assert np.bincount(test, minlength=10).min() >= 70  # 100 expected
+    everything = probe_sample(images)  # the whole split, shuffled
+    assert sorted(everything) == list(images) and (everything != images).any()
+
+
+def test_results_record_the_probe_sample_and_stale_probes_are_refused(tmp_path, synthetic):
+    from bnlib import optimizer
+    from bnlib.probes import PROBE_SAMPLE, probe_rows
+
+    config = C.get_grid("figure1").runs[0]
+    result = run_one(config, 0, TINY, synthetic, results_dir=tmp_path)
+    assert result["probe_sample"] == PROBE_SAMPLE
+    assert len(probe_rows(result, "activation_input:dense3")) == len(result["curve"])
+    stale = {key: value for key, value in result.items() if key != "probe_sample"}
+    with pytest.raises(ValueError, match="first images of the split in its stored "
+                                         "order.*Retrain it"):
+        optimizer.probe_series(stale)
+    # an unfinished run probed on other images is not resumed into a mixed series
+    path = R.result_path(tmp_path, config, 0)
+    path.write_text(json.dumps(dict(stale, status="running")))
+    with pytest.raises(ValueError, match="resuming would mix two samples"):
+        run_one(config, 0, TINY, synthetic, results_dir=tmp_path)
+    assert "probe_sample" not in run_one(RUN[0], 0, TINY, synthetic,
+                                         results_dir=tmp_path)  # no probes, no field

@@ -15,8 +15,8 @@ from bnlib import training as T
 from bnlib.config import RunConfig
 from bnlib.data import synthetic_cifar10
 from helpers import assert_same_values, model_values, train_in_memory
-from bnlib.probes import (STEP_MULTIPLES, TRAIN_PROBE_BATCH,
-                          InternalCovariateShiftProbe, LossLandscapeProbe)
+from bnlib.probes import (PROBE_SAMPLE, STEP_MULTIPLES, TRAIN_PROBE_BATCH,
+                          InternalCovariateShiftProbe, LossLandscapeProbe, probe_sample)
 
 TINY = C.get_profile("smoke", epochs=2, steps_per_epoch=3, eval_every=2,
                      train_size=640, test_size=200)
@@ -174,9 +174,9 @@ def test_the_landscape_of_a_linear_softmax_worked_out_by_hand(synthetic):
     rate = 0.05
     row = LossLandscapeProbe(model, synthetic.x_train, synthetic.y_train, rate)()
 
-    images = synthetic.x_train[:TRAIN_PROBE_BATCH].reshape(TRAIN_PROBE_BATCH, -1)
-    images = images.astype(np.float64) / 255
-    onehot = np.eye(10)[synthetic.y_train[:TRAIN_PROBE_BATCH]]
+    images, labels = probe_sample(synthetic.x_train, synthetic.y_train, TRAIN_PROBE_BATCH)
+    images = images.reshape(TRAIN_PROBE_BATCH, -1).astype(np.float64) / 255
+    onehot = np.eye(10)[labels]
     kernel, bias = (v.numpy().astype(np.float64) for v in model.trainable_variables)
 
     def loss_and_gradient(kernel, bias):
@@ -280,7 +280,8 @@ def _fake_arm(name, seed, accuracy, ics_l2=None, landscape=None, channel_means=N
     normalizations' outputs cycle through ``channel_means``)."""
     curve = [[195 * i, i / 2, 1.0, 0.5, accuracy] for i in range(1, 11)]
     result = {"name": name, "seed": seed, "status": "complete", "curve": curve,
-              "data": {"kind": "folder"}, "probes": {}, "probe_columns": {}}
+              "data": {"kind": "folder"}, "probes": {}, "probe_columns": {},
+              "probe_sample": PROBE_SAMPLE}
     if ics_l2 is not None:
         for probe in santurkar.ICS_PROBES:
             result["probe_columns"][probe] = ["step", "ics_l2", "ics_cosine", "grad_norm"]

@@ -19,6 +19,7 @@ from bnlib import runner as R
 from bnlib import training as T
 from bnlib.config import RunConfig
 from bnlib.data import synthetic_cifar10
+from bnlib.probes import PROBE_SAMPLE, probe_sample
 from helpers import model_values, train_in_memory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -411,8 +412,9 @@ def test_the_probe_does_not_change_the_trajectory(synthetic, plain):
 
 def test_the_probe_is_the_accuracy_of_each_ghost_group_on_its_own(synthetic):
     """The last row (after the last step) against a by-hand evaluation of the
-    trained model: the first 128 of the 200 test images, each ghost group of 4
-    run through the model in training mode by itself."""
+    trained model: the first 128 of the 200 test images in the probes' fixed
+    shuffle, each ghost group of 4 run through the model in training mode by
+    itself."""
     config = GRID.run("ghost-g4")
     curve, rows, trainer, _ = train_in_memory(config, TINY, synthetic)
     probe = trainer.probes["batch_stats_eval"]
@@ -423,6 +425,7 @@ def test_the_probe_is_the_accuracy_of_each_ghost_group_on_its_own(synthetic):
     model = trainer.model
     saved = model_values(model)
     _, _, x_test, y_test = T.subset(synthetic, TINY)
+    x_test, y_test = probe_sample(x_test, y_test)  # the probe's fixed shuffle
     correct = 0
     for start in range(0, 128, config.ghost_size):
         group = x_test[start:start + config.ghost_size].astype(np.float32)
@@ -455,6 +458,7 @@ def _fake_run(name, seed, accuracy, batch_accuracy=None, epochs=10):
               "data": {"kind": "folder"}, "timing": {"train_images_per_second": 300.0}}
     if batch_accuracy is not None:
         result["probes"] = {"batch_stats_eval": [[p[0], batch_accuracy] for p in curve]}
+        result["probe_sample"] = PROBE_SAMPLE
     return result
 
 
