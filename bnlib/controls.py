@@ -406,7 +406,7 @@ def article_figure_pair(results: dict[str, list[dict]], name: str,
                 for grid in SCALINGS}
     if not finished["standardized"] or not finished["article"]:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(12.0, 4.6), dpi=plots.FIGURE_DPI,
+    fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.8), dpi=plots.FIGURE_DPI,
                              layout="constrained", sharey=True)
     for ax, (grid, label) in zip(axes, SCALINGS.items()):
         title, run_ids = plots.figure_specs(finished[grid])[name]

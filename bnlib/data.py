@@ -55,6 +55,24 @@ FIX_HINT = (
 )
 
 
+# fixed_sample's shuffle: the same images for every run and every chapter
+SAMPLE_SEED = 0
+
+
+def fixed_sample(images: np.ndarray, labels: np.ndarray | None = None,
+                 size: int | None = None):
+    """A split's images (and labels) in a fixed shuffle, its first ``size``
+    (all without one): what a probe, a diagnostic or a chapter measures on
+    when it needs "some images". Never the stored order: an image-folder copy
+    (the offline JPEG one) stores each split sorted by class, so its first
+    128 images are all airplanes. The same images for every run on the same
+    data (numpy ``default_rng(SAMPLE_SEED)``, no shared generator touched)."""
+    order = np.random.default_rng(SAMPLE_SEED).permutation(len(images))[:size]
+    if labels is None:
+        return images[order]
+    return images[order], np.asarray(labels)[order]
+
+
 class DataError(RuntimeError):
     """A data source is missing, corrupt or of the wrong shape."""
 

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .config import RunConfig
+from .data import fixed_sample
 
 CHANCE_LOSS = math.log(10)  # cross-entropy of a uniform guess over 10 classes
 RARELY, MOSTLY = 0.05, 0.95  # "active on fewer than 5 % / more than 95 %"
@@ -22,7 +23,8 @@ RARELY, MOSTLY = 0.05, 0.95  # "active on fewer than 5 % / more than 95 %"
 def at_initialization(config: RunConfig, seed: int, data, batch_size: int = 512
                       ) -> dict:
     """Loss, logit spread and first-layer ReLU activity of ``config``'s network
-    as ``seed`` initializes it, on the first ``batch_size`` training images in
+    as ``seed`` initializes it, on ``batch_size`` training images
+    (:func:`bnlib.data.fixed_sample`) in
     training mode (BN normalizes with the batch's statistics, as at step 1).
 
     ``standardize`` uses the channel statistics of the whole training split,
@@ -42,8 +44,9 @@ def at_initialization(config: RunConfig, seed: int, data, batch_size: int = 512
     names = {layer.name for layer in model.layers}
     relu = model.get_layer("relu_conv1" if "relu_conv1" in names else "conv1")
     probe = keras.Model(model.inputs, [relu.output, model.output])
-    images = tf.constant(data.x_train[:batch_size], tf.float32)
-    labels = tf.constant(data.y_train[:batch_size].astype(np.int32))
+    images, labels = fixed_sample(data.x_train, data.y_train, batch_size)
+    images = tf.constant(images, tf.float32)
+    labels = tf.constant(labels.astype(np.int32))
     activations, logits = probe(images, training=True)
     loss = float(tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=labels, logits=tf.cast(logits, tf.float32))))

@@ -87,15 +87,15 @@ def _range(values, digits=3) -> str:
     return f"{mean:.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]"
 
 
-def drift_table(rows: list[dict]):
+def drift_table(rows: list[dict], caption: str | None = None):
     """Mean [min, max] over seeds of each drift number, per arm."""
-    columns = ["network", "seeds", "test accuracy, last 5", "median, first tenth",
+    columns = ["", "n", "test accuracy, last 5", "median, first tenth",
                "median, last tenth", "shift / first spread", "15–85 spread, last/first"]
     cells = [[row["label"], str(row["seeds"]), _range(row["accuracy"]),
               _range(row["median_first"], 2), _range(row["median_last"], 2),
               _range(row["relative_shift"], 2), _range(row["spread_ratio"], 2)]
              for row in rows]
-    return plots.result_table(cells, columns)
+    return plots.result_table(cells, columns, caption)
 
 
 def drift_verdicts(results: list[dict], which: str = "unit") -> dict:
@@ -120,16 +120,19 @@ def figure1(results: list[dict], probe: str = FIGURE1_PROBE, which: str = "unit"
             title: str = "Figure 1", what: str = "the sigmoid's input"):
     """The paper's Figure 1 from our runs: (a) test accuracy over steps, mean
     and seed range per network; (b, c) the 15th, 50th and 85th percentiles of
-    the probed sigmoid input over steps, without and with BN (mean over seeds,
-    seed range shaded). None while a network has no finished run."""
+    the probed sigmoid input over steps, without and with BN, for the lowest
+    seed's network (the probed unit is another unit in every seed, so seeds
+    are not averaged). None while a network has no finished run."""
     import matplotlib.pyplot as plt
 
     finished = [r for r in results if r["status"] == "complete" and "probes" in r]
     arms = {arm: [r for r in finished if _arm(r) == arm] for arm in ARMS}
     if not all(arms.values()):
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(11.0, 3.9), dpi=plots.FIGURE_DPI,
-                             layout="constrained")
+    # (a) across the top, (b) and (c) below it: the page's column is narrow
+    fig, panels = plt.subplot_mosaic([["a", "a"], ["b", "c"]], figsize=(7.4, 6.8),
+                                     dpi=plots.FIGURE_DPI, layout="constrained")
+    axes = [panels[key] for key in "abc"]
     per_epoch = plots.steps_per_epoch(finished)
     entries = []
     for position, (arm, runs) in enumerate(arms.items()):
@@ -142,23 +145,24 @@ def figure1(results: list[dict], probe: str = FIGURE1_PROBE, which: str = "unit"
         entries.append((line, f"{ARMS[arm]} (n={len(runs)})"))
     plots.finish_accuracy_axes(axes[0], per_epoch, steps[-1], y_limits=None)
     batch = finished[0]["protocol"]["batch_size"]
-    epoch_label = f"epoch ({per_epoch:,.0f} steps of {batch} images)"
+    epoch_label = (plots.EPOCH_LABEL if per_epoch == plots.BOOK_STEPS_PER_EPOCH else
+                   f"thousand steps ({batch} images each)" if per_epoch == 1000 else
+                   f"runner's epoch ({per_epoch:,.0f} steps of {batch} images)")
     axes[0].set_xlabel(epoch_label)
     axes[0].set_title("(a) test accuracy", fontsize=10)
     axes[0].legend(*zip(*entries), fontsize=8, loc="lower right")
     limits = []
     for ax, (arm, runs), letter in zip(axes[1:], arms.items(), "bc"):
-        series = [probe_series(r, probe) for r in runs]
-        length = min(len(s["step"]) for s in series)
-        steps = series[0]["step"][:length]
+        # one network, as the paper's figure: "unit 0" is another unit in
+        # every seed (another initialization), so seeds are not averaged
+        first = min(runs, key=lambda r: r["seed"])
+        series = probe_series(first, probe)
         for key, label, marker in PERCENTILE_STYLES:
-            values = np.array([s[f"{which}_{key}"][:length] for s in series])
-            ax.plot(steps / per_epoch, values.mean(axis=0), "-", lw=1.6,
+            ax.plot(series["step"] / per_epoch, series[f"{which}_{key}"], "-", lw=1.6,
                     color=ARM_COLORS[arm], marker=marker, markersize=3.5,
-                    markevery=max(1, length // 20), label=label)
-            ax.fill_between(steps / per_epoch, values.min(axis=0), values.max(axis=0),
-                            color=ARM_COLORS[arm], alpha=0.15, lw=0)
-        ax.set_title(f"({letter}) {ARMS[arm]}: {what}", fontsize=10)
+                    markevery=max(1, len(series["step"]) // 20), label=label)
+        ax.set_title(f"({letter}) {ARMS[arm]}, seed {first['seed']}", fontsize=10)
+        ax.set_ylabel(what)
         ax.set_xlabel(epoch_label)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=9)
@@ -239,7 +243,9 @@ def rate_table(rows: list[dict]):
 
 def rate_figure(results: list[dict], title: str):
     """Accuracy after the short budget against the learning rate (log axis),
-    no BN and BN; a diverged run is a cross on the chance line (0.1)."""
+    no BN and BN; a diverged run is a cross at the chance line (0.1), no BN's
+    just above it and BN's just below, so two diverged runs at one rate both
+    show."""
     import matplotlib.pyplot as plt
 
     rows = rate_rows(results)
@@ -254,10 +260,11 @@ def rate_figure(results: list[dict], title: str):
         ax.plot([row["learning_rate"] for row in good], [row["accuracy"] for row in good],
                 "-", color=color, lw=1.8, marker=plots.MARKERS[position], markersize=6,
                 label=f"{ARMS[arm]}")
-        if bad:
-            ax.plot([row["learning_rate"] for row in bad], [0.1] * len(bad), "x",
-                    color=color, markersize=10, mew=2.2, label=f"{ARMS[arm]}: diverged")
-    ax.axhline(0.1, color="#999999", lw=0.8, ls="-", zorder=0)
+        if bad:  # no BN's crosses just above the line, BN's just below: both show
+            ax.plot([row["learning_rate"] for row in bad],
+                    [CHANCE + (0.025 if arm == "none" else -0.025)] * len(bad), "x",
+                    color=color, markersize=9, mew=2.2, label=f"{ARMS[arm]}: diverged")
+    ax.axhline(CHANCE, color="#999999", lw=0.8, ls="-", zorder=0)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("test accuracy, last epoch")
@@ -342,7 +349,7 @@ def one_step_figure(one_step: dict[str, list[dict]], zoom=(0.9, 1.1)):
     starts to help or to hurt."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10.0, 3.9), dpi=plots.FIGURE_DPI,
+    fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.6), dpi=plots.FIGURE_DPI,
                              layout="constrained")
     for ax, letter in zip(axes, "ab"):
         for position, (arm, label) in enumerate(ARMS.items()):
@@ -365,6 +372,18 @@ def one_step_figure(one_step: dict[str, list[dict]], zoom=(0.9, 1.1)):
     return fig
 
 
+def _times(ratio: float) -> str:
+    """A ratio to three significant digits, in plain digits (19,500,000, not
+    1.95e+07)."""
+    rounded = float(f"{ratio:.3g}")
+    return f"{rounded:,.0f}" if rounded >= 1000 else f"{rounded:g}"
+
+
+def _percent(share: float) -> str:
+    """A share in the book's style: '57 %'."""
+    return f"{share * 100:.0f} %"
+
+
 def one_step_findings(one_step: dict[str, list[dict]]) -> str:
     """Figure 6.2 in words, per arm, from the measurements."""
     lines = []
@@ -383,7 +402,7 @@ def one_step_findings(one_step: dict[str, list[dict]]) -> str:
                f"(to {summary['best_ratio']:.3f} of its value at best, at "
                f"η = {summary['best_step']:.3g})")
             + f"; at η = {one_step[arm][0]['step_sizes'][-1]:g} the loss is "
-              f"{summary['ratio_at_largest']:.3g} times what it was.")
+              f"{_times(summary['ratio_at_largest'])} times what it was.")
     return "\n".join(lines)
 
 
@@ -416,7 +435,7 @@ def figure1_findings(results: list[dict]) -> str:
         f"seeds) against {mean(none['accuracy']):.3f} without BN: "
         f"{say(verdicts['accuracy']['verdict'], 'BN', 'no BN')}."
         + (f" With BN the mean curve passes the final accuracy of the network "
-           f"without BN after {reach:,.0f} steps, {reach / total:.0%} of the run."
+           f"without BN after {reach:,.0f} steps, {_percent(reach / total)} of the run."
            if reach is not None else "")]
     for which, what in (("unit", "the probed unit"), ("all", "all 100 units pooled")):
         rows = {row["arm"]: row for row in drift_rows(results, which)}
@@ -436,6 +455,7 @@ def figure1_findings(results: list[dict]) -> str:
 
 
 MIN_RATES = 3  # rates per network before a best rate or a range means anything
+CHANCE = 1 / 10  # a guess among CIFAR-10's ten classes
 CHANCE_LEVEL = 0.12  # a map run below this test accuracy learned nothing (chance: 0.1)
 
 
@@ -471,9 +491,10 @@ def _map_in_words(rows: list[dict], best: dict, partial: bool) -> list[str]:
     at_same = next((row for row in rows if row["arm"] == "batch" and
                     row["learning_rate"] == best["none"]["learning_rate"]), None)
     lines.append(
-        (f"- **The ratio.** The two best rates coincide "
+        (f"- **The two best rates.** They coincide "
          f"({best['none']['learning_rate']:g})" if ratio == 1 else
-         f"- **The ratio.** BN's best rate is {ratio:g} times the best rate without BN")
+         f"- **The two best rates.** BN's best rate is {ratio:g} times the best rate "
+         f"without BN")
         + (f"; at the rate best for no BN, BN reaches {at_same['accuracy']:.3f} "
            f"against {best['none']['accuracy']:.3f}"
            if at_same and at_same["accuracy"] is not None else "")
@@ -482,8 +503,8 @@ def _map_in_words(rows: list[dict], best: dict, partial: bool) -> list[str]:
     return lines
 
 
-def rate_findings(lrmap_results: list[dict], lradam_results: list[dict]) -> str:
-    """The learning-rate map and the Adam runs in words, from the files."""
+def map_findings(lrmap_results: list[dict]) -> str:
+    """The learning-rate map in words, from the files."""
     from .config import get_grid
 
     lines = []
@@ -502,17 +523,24 @@ def rate_findings(lrmap_results: list[dict], lradam_results: list[dict]) -> str:
         lines.extend(_rates_so_far(trained))
     else:
         lines.extend(_map_in_words(rows, best, partial))
-    adam = rate_rows(lradam_results)
-    if adam:
-        parts = []
-        for rate in sorted({row["learning_rate"] for row in adam}):
-            cell = {row["arm"]: row for row in adam if row["learning_rate"] == rate}
-            text = {arm: ("diverged" if cell[arm]["accuracy"] is None
-                          else f"{cell[arm]['accuracy']:.3f}")
-                    for arm in ARMS if arm in cell}
-            parts.append(f"{rate:g}: " + ", ".join(f"{ARMS[a]} {t}" for a, t in text.items()))
-        lines.append("- **Adam.** " + "; ".join(parts) + ".")
     return "\n".join(lines)
+
+
+def adam_findings(lradam_results: list[dict]) -> str:
+    """The Adam runs in words, from the files: each rate's accuracies, then
+    whether BN widens the usable range (:func:`_adam_in_words`)."""
+    adam = rate_rows(lradam_results)
+    if not adam:
+        return "**PRELIMINARY:** no Adam run is finished yet."
+    parts = []
+    for rate in sorted({row["learning_rate"] for row in adam}):
+        cell = {row["arm"]: row for row in adam if row["learning_rate"] == rate}
+        text = {arm: ("diverged" if cell[arm]["accuracy"] is None
+                      else f"{cell[arm]['accuracy']:.3f}")
+                for arm in ARMS if arm in cell}
+        parts.append(f"{rate:g}: " + ", ".join(f"{ARMS[a]} {t}" for a, t in text.items()))
+    return " ".join(["- **Adam.** " + "; ".join(parts) + ".",
+                     *_adam_in_words(lradam_results)])
 
 
 # --------------------------------------------------------------------------- the follow-up
@@ -807,6 +835,18 @@ def what_we_found(figure1_results: list[dict], lrmap_results: list[dict],
 
     paragraph, _ = plots.claims_paragraph(points, plural=True)
     parts = [paragraph]
+    if "bn-at-none-best" in followup:  # the accuracy claim on the book's CNN too
+        bn, none = rows_by_role["bn-at-none-best"], rows_by_role["none-best"]
+        curve = followup_roles(followup_results, rates)["none-best"][0]["curve"]
+        every = round(curve[1][0] - curve[0][0])  # steps between two evaluations
+        parts.append(
+            f"On the book's CNN, both at the no-BN best rate for {round(curve[-1][1])} "
+            f"epochs, BN ends at "
+            f"{statistics.fmean(bn['accuracy']):.3f} against "
+            f"{statistics.fmean(none['accuracy']):.3f} ("
+            + say(followup["bn-at-none-best"]["accuracy"]["verdict"], "BN", "no BN")
+            + f"); its steps to {target:.2f} are counted at evaluations {every} steps "
+              f"apart, so that claim rests on the first evaluations only.")
     if complete_map:
         best = best_rates(rows)
         if best["batch"]["learning_rate"] == best["none"]["learning_rate"]:
@@ -846,9 +886,9 @@ def _paper_measure(followup_results: list[dict], rates: dict | None) -> list[str
         reach = steps_to_reach(runs, final)
         rate = runs[0]["config"]["learning_rate"]
         clauses.append(
-            (f"BN at {rate:g} passes it after {reach:,.0f} steps, {reach / total:.0%} "
+            (f"BN at {rate:g} passes it after {reach:,.0f} steps, {_percent(reach / total)} "
              f"of the run" if reach is not None else f"BN at {rate:g} never does")
-            + f" (the paper's {twin}: {paper[twin]:.0%} of Inception's steps)")
+            + f" (the paper's {twin}: {_percent(paper[twin])} of Inception's steps)")
     if not clauses:
         return []
     return [f"By the paper's own measure — the step at which BN's mean curve passes "

@@ -129,6 +129,10 @@ def plot_runs(ax, grouped: dict[int, list[dict]], run_ids, title: str = "",
     return ours + theirs
 
 
+BOOK_STEPS_PER_EPOCH = 390  # 50,000 training images in batches of 128 (the last partial dropped)
+EPOCH_LABEL = "epoch (390 steps of batch 128 each)"
+
+
 def finish_accuracy_axes(ax, per_epoch: float | None, last_step: float | None,
                          y_limits=Y_LIMITS) -> None:
     """The book's axes for test-accuracy curves plotted against epochs: the
@@ -136,8 +140,7 @@ def finish_accuracy_axes(ax, per_epoch: float | None, last_step: float | None,
     (``per_epoch`` steps per epoch; nothing on top while no curve was drawn)."""
     if y_limits:
         ax.set_ylim(*y_limits)
-    ax.set_xlabel("epoch (390 steps of batch 128 each)" if per_epoch == 390
-                  else "epoch")
+    ax.set_xlabel(EPOCH_LABEL if per_epoch == BOOK_STEPS_PER_EPOCH else "epoch")
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3)
     ax.tick_params(labelsize=9)

@@ -10,9 +10,9 @@ random-number generator and no optimizer state, and leaves every model variable
 (weights, BN moving averages, the seed state of dropout and of noisy BN)
 exactly as it found it (a test trains the same run with and without a probe
 and compares the curves bit for bit). Every probe measures on images chosen by
-:func:`probe_sample`: a fixed shuffle of the split, the same for every run,
-never the split's stored order (an image-folder copy stores it sorted by
-class). ``activation_input`` reads the model in inference mode on a fixed
+:func:`bnlib.data.fixed_sample`: a fixed shuffle of the split, the same for
+every run, never the split's stored order (an image-folder copy stores it
+sorted by class). ``activation_input`` reads the model in inference mode on a fixed
 batch of test images and changes nothing; ``ics`` and ``landscape`` evaluate the
 training loss at moved weights on a fixed batch of training images,
 ``norm_output`` runs part of the model in training mode on that batch, and
@@ -85,11 +85,11 @@ Kinds:
     small-batch statistics cost the learned function from what the mismatch
     between training (batch statistics) and inference (moving averages) costs
     (chapter 08). The ghost size divides the batch (validated), so
-    lcm(batch, ghost size) is the batch itself: the probe takes the run's ``N`` test
-    images in the fixed shuffle of :func:`probe_sample` (never in their stored
-    order, which may be sorted by class), uses the first
-    ``floor(N / batch) * batch`` of them (of CIFAR-10's 10,000 with batches of
-    128: 9,984) and drops the rest. Every batch starts from the run's saved variables. Batch
+    lcm(batch, ghost size) is the batch itself: the probe takes the run's
+    ``N`` test images in the fixed shuffle of :func:`bnlib.data.fixed_sample`
+    (never in their stored order, which may be sorted by class), uses the
+    first ``floor(N / batch) * batch`` of them (of CIFAR-10's 10,000 with
+    batches of 128: 9,984) and drops the rest. Every batch starts from the run's saved variables. Batch
     Renormalization is evaluated as it trains: the test group's statistics
     corrected by ``r``, ``d`` against the run's moving statistics, clipped as
     the run's ``renorm_rmax`` / ``renorm_dmax`` say (where the clipping does
@@ -108,6 +108,8 @@ the probe evaluates, since each evaluation starts from the saved variables).
 from __future__ import annotations
 
 import numpy as np
+
+from .data import SAMPLE_SEED, fixed_sample
 
 # each kind and the layers it can take (a kind without layers takes no argument)
 PROBE_KINDS = {"activation_input": ("conv1", "conv2", "dense1", "dense2", "dense3"),
@@ -138,31 +140,16 @@ PROBE_BATCH = 1000  # test images (all of a smaller test subset)
 # ics, landscape and norm_output: training images of the protocol's training
 # subset, fixed for the whole run (the book's minibatch size)
 TRAIN_PROBE_BATCH = 128
-# Which images: a fixed shuffle of the split, never its stored order — an
-# image-folder copy such as the offline JPEG one stores each split sorted by
-# class, so its first 128 images are all airplanes, and a batch of one class
-# has nothing like a training minibatch's statistics
-PROBE_SAMPLE_SEED = 0
-PROBE_SAMPLE = (f"a fixed shuffle of each split (numpy default_rng({PROBE_SAMPLE_SEED})"
+# Which images: bnlib.data.fixed_sample, a fixed shuffle of the split, never
+# its stored order (an image-folder copy such as the offline JPEG one stores
+# each split sorted by class: its first 128 images are all airplanes)
+PROBE_SAMPLE = (f"a fixed shuffle of each split (numpy default_rng({SAMPLE_SEED})"
                 f".permutation), the same for every run")
 STEP_MULTIPLES = (0.5, 1.0, 2.0, 4.0)  # landscape: steps of c x learning rate
 
 
-def probe_sample(images: np.ndarray, labels: np.ndarray | None = None,
-                 size: int | None = None):
-    """The images (and labels) a probe measures on: the split in the fixed
-    shuffle of :data:`PROBE_SAMPLE_SEED`, its first ``size`` (all without
-    one). The same images for every run on the same data, and a random
-    sample of the classes whatever order the data source stores them in."""
-    order = np.random.default_rng(PROBE_SAMPLE_SEED).permutation(len(images))
-    order = order[:size]
-    if labels is None:
-        return images[order]
-    return images[order], np.asarray(labels)[order]
-
-
 def on_probe_sample(result: dict) -> bool:
-    """The run's probes measured on today's :func:`probe_sample`."""
+    """The run's probes measured on today's sample (:data:`PROBE_SAMPLE`)."""
     return result.get("probe_sample") == PROBE_SAMPLE
 
 
@@ -263,7 +250,7 @@ class ActivationInputProbe:
                 def finish(x):
                     return layer.convolution_op(x, tf.cast(layer.kernel, x.dtype)) \
                         + tf.cast(layer.bias, x.dtype)
-        self._images = tf.constant(probe_sample(images, size=PROBE_BATCH))
+        self._images = tf.constant(fixed_sample(images, size=PROBE_BATCH))
 
         @tf.function(autograph=False)
         def values():
@@ -292,7 +279,7 @@ class NormOutputProbe:
         self.columns = (["step"] + [f"unit_p{p}" for p in NORM_OUTPUT_PERCENTILES]
                         + ["unit_mean", "unit_std"])
         source = keras.Model(model.inputs, model.get_layer(f"bn_{layer_name}").output)
-        self._images = tf.constant(probe_sample(images, size=TRAIN_PROBE_BATCH))
+        self._images = tf.constant(fixed_sample(images, size=TRAIN_PROBE_BATCH))
         variables = model.variables
 
         @tf.function(autograph=False)
@@ -333,10 +320,11 @@ def loss_and_gradients(model, images, labels, variables):
 
 def training_batch(images: np.ndarray, labels: np.ndarray):
     """The probe batch: :data:`TRAIN_PROBE_BATCH` training images and their
-    labels from :func:`probe_sample`, as constants (fixed for the whole run)."""
+    labels from :func:`bnlib.data.fixed_sample`, as constants (fixed for the
+    whole run)."""
     import tensorflow as tf
 
-    images, labels = probe_sample(images, labels, TRAIN_PROBE_BATCH)
+    images, labels = fixed_sample(images, labels, TRAIN_PROBE_BATCH)
     return tf.constant(images), tf.constant(labels.astype(np.int32))
 
 
@@ -467,7 +455,7 @@ class BatchStatisticsEvalProbe:
             raise ValueError(f"probe batch_stats_eval needs at least one batch of "
                              f"{batch_size} test images, got {len(images)}; use "
                              f"more test images (test_size) or a smaller batch")
-        images, labels = probe_sample(images, labels)  # every test image, shuffled
+        images, labels = fixed_sample(images, labels)  # every test image, shuffled
         self._images = images[:self.images_used]
         self._labels = labels[:self.images_used].astype(np.int32)
         variables = model.variables

@@ -86,9 +86,14 @@ def probe_figure(results: list[dict], panels: list[tuple[str, str, str]], title:
     pair = {name: arms[name] for name in ("sgd-none", "sgd-bn")}
     if not all(pair.values()):
         return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.8),
+    # at most two panels a row: the page's column is about 7.5 inches wide
+    columns = min(2, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.7 * columns, 3.3 * rows),
                              dpi=plots.FIGURE_DPI, layout="constrained", squeeze=False)
-    for ax, (probe, column, label) in zip(axes[0], panels):
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (probe, column, label) in zip(axes.flat, panels):
         for position, (name, runs) in enumerate(pair.items()):
             series = [relative_ics(r, probe) if column == "relative_ics"
                       else probe_values(r, probe, column) for r in runs]
@@ -142,7 +147,7 @@ def distribution_figure(results: list[dict], seed: int = 0):
     if not rows:
         return None
     fig, axes = plt.subplots(len(rows), len(NORM_PLACES),
-                             figsize=(3.6 * len(NORM_PLACES), 2.6 * len(rows)),
+                             figsize=(7.4, 2.3 * len(rows)),
                              dpi=plots.FIGURE_DPI, layout="constrained", squeeze=False,
                              sharex=True)
     for row, (name, run) in enumerate(rows):

@@ -648,19 +648,20 @@ def test_probes_measure_a_shuffled_sample_not_the_stored_order():
     """On a split stored sorted by class (as the offline JPEG copy is), the
     probes' 128 training images and 1000 test images hold every class, and
     the sample is the same at every call (the same for every run)."""
-    from bnlib.probes import PROBE_BATCH, TRAIN_PROBE_BATCH, probe_sample
+    from bnlib.data import fixed_sample
+    from bnlib.probes import PROBE_BATCH, TRAIN_PROBE_BATCH
 
     labels = np.repeat(np.arange(10), 500)  # 5,000 images, class by class
     images = np.arange(len(labels))
     assert set(labels[:TRAIN_PROBE_BATCH]) == {0}  # what the stored order gives
-    chosen, chosen_labels = probe_sample(images, labels, TRAIN_PROBE_BATCH)
+    chosen, chosen_labels = fixed_sample(images, labels, TRAIN_PROBE_BATCH)
     assert len(chosen) == TRAIN_PROBE_BATCH and len(set(chosen)) == TRAIN_PROBE_BATCH
     assert (labels[chosen] == chosen_labels).all()
     assert np.bincount(chosen_labels, minlength=10).min() >= 4  # 12.8 expected
-    assert (probe_sample(images, labels, TRAIN_PROBE_BATCH)[0] == chosen).all()
-    test = probe_sample(labels, size=PROBE_BATCH)
+    assert (fixed_sample(images, labels, TRAIN_PROBE_BATCH)[0] == chosen).all()
+    test = fixed_sample(labels, size=PROBE_BATCH)
     assert np.bincount(test, minlength=10).min() >= 70  # 100 expected
-    everything = probe_sample(images)  # the whole split, shuffled
+    everything = fixed_sample(images)  # the whole split, shuffled
     assert sorted(everything) == list(images) and (everything != images).any()
 
 

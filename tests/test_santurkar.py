@@ -16,7 +16,8 @@ from bnlib.config import RunConfig
 from bnlib.data import synthetic_cifar10
 from helpers import assert_same_values, model_values, train_in_memory
 from bnlib.probes import (PROBE_SAMPLE, STEP_MULTIPLES, TRAIN_PROBE_BATCH,
-                          InternalCovariateShiftProbe, LossLandscapeProbe, probe_sample)
+                          InternalCovariateShiftProbe, LossLandscapeProbe)
+from bnlib.data import fixed_sample
 
 TINY = C.get_profile("smoke", epochs=2, steps_per_epoch=3, eval_every=2,
                      train_size=640, test_size=200)
@@ -174,7 +175,7 @@ def test_the_landscape_of_a_linear_softmax_worked_out_by_hand(synthetic):
     rate = 0.05
     row = LossLandscapeProbe(model, synthetic.x_train, synthetic.y_train, rate)()
 
-    images, labels = probe_sample(synthetic.x_train, synthetic.y_train, TRAIN_PROBE_BATCH)
+    images, labels = fixed_sample(synthetic.x_train, synthetic.y_train, TRAIN_PROBE_BATCH)
     images = images.reshape(TRAIN_PROBE_BATCH, -1).astype(np.float64) / 255
     onehot = np.eye(10)[labels]
     kernel, bias = (v.numpy().astype(np.float64) for v in model.trainable_variables)

@@ -19,7 +19,8 @@ from bnlib import runner as R
 from bnlib import training as T
 from bnlib.config import RunConfig
 from bnlib.data import synthetic_cifar10
-from bnlib.probes import PROBE_SAMPLE, probe_sample
+from bnlib.data import fixed_sample
+from bnlib.probes import PROBE_SAMPLE
 from helpers import model_values, train_in_memory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -425,7 +426,7 @@ def test_the_probe_is_the_accuracy_of_each_ghost_group_on_its_own(synthetic):
     model = trainer.model
     saved = model_values(model)
     _, _, x_test, y_test = T.subset(synthetic, TINY)
-    x_test, y_test = probe_sample(x_test, y_test)  # the probe's fixed shuffle
+    x_test, y_test = fixed_sample(x_test, y_test)  # the probe's fixed shuffle
     correct = 0
     for start in range(0, 128, config.ghost_size):
         group = x_test[start:start + config.ghost_size].astype(np.float32)
