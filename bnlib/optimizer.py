@@ -732,7 +732,8 @@ def cnn_probe_pair(lrmap_results: list[dict], followup_results: list[dict],
                    rates: dict | None = None) -> tuple[list[dict], float | None, str]:
     """The runs behind Figure 6.5: no BN and BN conv+dense at the no-BN best
     rate, from the follow-up (15 epochs, every finished seed) once both have
-    a finished seed there, else the map's 3-epoch pair at its best no-BN rate.
+    a finished seed there, else the map's 3-epoch pair at its best no-BN rate;
+    only runs whose probe measured today's sample (:func:`on_probe_sample`).
     Returns ``(runs, rate, where they come from)``; no runs while neither
     has a finished pair."""
     roles = followup_roles(followup_results, rates)
