@@ -18,6 +18,7 @@ from . import plots
 from .probes import on_probe_sample, probe_rows
 
 FIGURE1_PROBE = "activation_input:dense3"
+CHANCE = 1 / 10  # a guess among CIFAR-10's ten classes
 CNN_PROBE = "activation_input:dense1"
 TENTH = 0.1  # "the first and the last tenth of training"
 ARMS = {"none": "no BN", "batch": "BN"}
@@ -455,7 +456,6 @@ def figure1_findings(results: list[dict]) -> str:
 
 
 MIN_RATES = 3  # rates per network before a best rate or a range means anything
-CHANCE = 1 / 10  # a guess among CIFAR-10's ten classes
 CHANCE_LEVEL = 0.12  # a map run below this test accuracy learned nothing (chance: 0.1)
 
 

@@ -129,7 +129,7 @@ def plot_runs(ax, grouped: dict[int, list[dict]], run_ids, title: str = "",
     return ours + theirs
 
 
-BOOK_STEPS_PER_EPOCH = 390  # 50,000 training images in batches of 128 (the last partial dropped)
+BOOK_STEPS_PER_EPOCH = 390  # 50,000 training images in whole batches of 128
 EPOCH_LABEL = "epoch (390 steps of batch 128 each)"
 
 
