@@ -94,7 +94,9 @@ class RunConfig:
     cancel the batch statistics and training normalizes with the moving
     averages). ``momentum`` is SGD's
     (0 = plain SGD). ``probes`` name extra series recorded at each evaluation
-    (see :mod:`bnlib.probes`).
+    (see :mod:`bnlib.probes`); ``early_probes`` (some of them) are also
+    recorded every ``early_probe_every`` steps during the first
+    ``early_probe_epochs`` epochs, where a quantity changes fastest.
     """
 
     name: str
@@ -118,6 +120,9 @@ class RunConfig:
     precision: str = "float32"
     model: str = "article_cnn"
     probes: tuple[str, ...] = ()
+    early_probes: tuple[str, ...] = ()
+    early_probe_every: int = 0
+    early_probe_epochs: int = 0
 
     @property
     def bn_conv(self) -> bool:
@@ -174,6 +179,7 @@ class RunConfig:
     def to_dict(self) -> dict:
         record = dataclasses.asdict(self)
         record["probes"] = list(self.probes)
+        record["early_probes"] = list(self.early_probes)
         return record
 
 
@@ -198,6 +204,33 @@ def _number(config: RunConfig, field: str, low: float, high: float, *,
     if not math.isfinite(value) or below or above:
         raise ConfigError(f"{config.name}: {field} must be in {interval}, "
                           f"got {value!r}{_flag(field)}", field)
+
+
+def _check_early_probes(config: RunConfig) -> None:
+    """``early_probes`` are some of ``probes``, with a schedule; no schedule
+    without them."""
+    if not isinstance(config.early_probes, tuple):
+        raise ConfigError(f"{config.name}: early_probes must be a tuple of names, "
+                          f"got {config.early_probes!r}", "early_probes")
+    unknown = [p for p in config.early_probes if p not in config.probes]
+    if unknown:
+        raise ConfigError(f"{config.name}: early_probes {unknown} are not among the "
+                          f"run's probes {list(config.probes)}; add them to probes "
+                          f"too (an early probe is also recorded at every "
+                          f"evaluation)", "early_probes")
+    for field in ("early_probe_every", "early_probe_epochs"):
+        value = getattr(config, field)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{config.name}: {field} must be a whole number of "
+                              f"{'steps' if field.endswith('every') else 'epochs'} "
+                              f"(0 or more), got {value!r}", field)
+        if config.early_probes and not value:
+            raise ConfigError(f"{config.name}: early_probes {list(config.early_probes)} "
+                              f"need {field} at least 1", field)
+        if value and not config.early_probes:
+            raise ConfigError(f"{config.name}: {field} is {value} but early_probes is "
+                              f"empty; name the probes to record early, or set "
+                              f"{field} to 0", field)
 
 
 def validate_config(config: RunConfig, protocol: "Protocol | None" = None
@@ -273,6 +306,7 @@ def validate_config(config: RunConfig, protocol: "Protocol | None" = None
         except ConfigError as err:
             err.field = err.field or "probes"
             raise
+    _check_early_probes(config)
     if protocol is not None and config.ghost_size is not None:
         if protocol.batch_size % config.ghost_size:
             raise ConfigError(f"{config.name}: ghost_size {config.ghost_size} does "
@@ -454,6 +488,11 @@ def followup_runs() -> tuple[RunConfig, ...]:
 SANTURKAR_LEARNING_RATE = MAP_BEST_RATES["none"]
 SANTURKAR_PROBES = ("ics:conv2", "ics:dense1", "landscape")
 # the distributions the noise moves: each normalization's output, one channel
+# the landscape changes fastest early: also measured ten times an epoch (every
+# 39 of 390 steps) in the first epochs, the ones the chapter compares
+SANTURKAR_EARLY_PROBES = ("landscape",)
+SANTURKAR_EARLY_PROBE_EVERY = 39
+SANTURKAR_EARLY_EPOCHS = 3
 SANTURKAR_NORM_PROBES = ("norm_output:conv1", "norm_output:conv2", "norm_output:dense1")
 SANTURKAR_NORMS = {"none": "none", "batch": "bn", "noisy": "noisy", "noise": "noise"}
 
@@ -463,15 +502,24 @@ def santurkar_runs() -> tuple[RunConfig, ...]:
     and the dense layer (dropout 0, standardized inputs, SGD with momentum 0.9
     at :data:`SANTURKAR_LEARNING_RATE`). No BN and BN record the paper's
     measurements at every evaluation: the internal covariate shift of conv2's
-    and dense1's kernel gradients and the loss landscape along the gradient;
-    every arm with a normalization layer records one channel of each such
+    and dense1's kernel gradients and the loss landscape along the gradient
+    (the landscape also every :data:`SANTURKAR_EARLY_PROBE_EVERY` steps in the
+    first :data:`SANTURKAR_EARLY_EPOCHS` epochs); every arm with a normalization layer records one channel of each such
     layer's output (see :mod:`bnlib.probes`)."""
+    def paper_probes(norm: str) -> dict:
+        if norm not in ("none", "batch"):
+            return {}
+        return dict(early_probes=SANTURKAR_EARLY_PROBES,
+                    early_probe_every=SANTURKAR_EARLY_PROBE_EVERY,
+                    early_probe_epochs=SANTURKAR_EARLY_EPOCHS)
+
     return tuple(
         RunConfig(f"sgd-{tag}", norm_conv=norm, norm_dense=norm,
                   input_scaling="standardize", optimizer="sgd",
                   learning_rate=SANTURKAR_LEARNING_RATE, momentum=SGD_MOMENTUM,
                   probes=(SANTURKAR_PROBES if norm in ("none", "batch") else ())
-                  + (SANTURKAR_NORM_PROBES if norm != "none" else ()))
+                  + (SANTURKAR_NORM_PROBES if norm != "none" else ()),
+                  **paper_probes(norm))
         for norm, tag in SANTURKAR_NORMS.items())
 
 

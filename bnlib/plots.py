@@ -392,6 +392,12 @@ def compare_values(a: list[float], b: list[float]) -> dict:
             "verdict": verdict}
 
 
+def and_join(items) -> str:
+    """``a``, ``a and b``, ``a, b and c``: a list in a sentence."""
+    items = list(items)
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
 def verdict_sentence(verdict: str, first: str, second: str, relation: str = "above"
                      ) -> str:
     """A verdict of :func:`compare_values` (``first`` against ``second``) in

@@ -16,16 +16,18 @@ import statistics
 import numpy as np
 
 from . import plots
+from .config import SANTURKAR_EARLY_EPOCHS
 from .probes import probe_rows
 
 ARMS = {"sgd-none": "no BN", "sgd-bn": "BN", "sgd-noisy": "noisy BN",
-        "sgd-noise": "BN's noise, no BN"}
+        "sgd-noise": "noise without BN"}
 ICS_PROBES = ("ics:conv2", "ics:dense1")
 LANDSCAPE_PROBE = "landscape"
 LANDSCAPE_COLUMNS = {"loss_range": "loss range along the gradient",
                      "grad_change": "gradient change ‖∇L(w_c) − ∇L(w)‖",
                      "effective_smoothness": "effective β-smoothness"}
-EARLY_EPOCHS = 3  # the landscape is compared over the first epochs, as the paper
+# the landscape is compared over the first epochs, as the paper's Figure 4
+EARLY_EPOCHS = SANTURKAR_EARLY_EPOCHS
 NORM_PLACES = ("conv1", "conv2", "dense1")  # where the normalizations sit
 NORM_ARMS = ("sgd-bn", "sgd-noisy", "sgd-noise")  # the arms with a layer there
 
@@ -234,7 +236,7 @@ def findings_markdown(results: list[dict]) -> str:
     missing = [ARMS[name] for name, runs in arms.items() if not runs]
     if missing:
         return (f"**PRELIMINARY:** the `santurkar` grid has no finished run of "
-                f"{', '.join(missing)} yet; the findings are written from its files "
+                f"{plots.and_join(missing)} yet; the findings are written from its files "
                 f"once every arm has one.")
     found = verdicts(results)
     say = plots.verdict_sentence

@@ -215,6 +215,9 @@ class EpochLoop:
     """
 
     probes: dict = {}
+    early_probes: dict = {}  # also recorded every early_probe_every steps
+    early_probe_every = 0
+    early_probe_last_step = 0
 
     def __init__(self, protocol: Protocol, num_train: int):
         self.protocol = protocol
@@ -242,8 +245,9 @@ class EpochLoop:
         Every ``eval_every`` steps (and at the last step) the whole test set is
         evaluated and a curve point ``[step, epoch, train_loss, train_acc,
         test_acc]`` is recorded, and each probe's row is appended to
-        ``probe_rows[name]``. Returns the epoch's points and the seconds spent
-        evaluating. Raises :class:`Diverged` at a non-finite or exploding loss.
+        ``probe_rows[name]``; between evaluations, the early probes' rows every
+        ``early_probe_every`` steps up to ``early_probe_last_step``. Returns
+        the epoch's points and the seconds spent evaluating and probing. Raises :class:`Diverged` at a non-finite or exploding loss.
         """
         protocol, size = self.protocol, self.protocol.batch_size
         order = self.epoch_order(seed, epoch)
@@ -274,6 +278,12 @@ class EpochLoop:
                                loss_sum / seen, correct_sum / seen,
                                self.latest_test_acc])
                 self._window = [0.0, 0.0, 0]
+            elif (self.early_probes and step <= self.early_probe_last_step
+                  and step % self.early_probe_every == 0 and probe_rows is not None):
+                tic = time.perf_counter()
+                for name, probe in self.early_probes.items():
+                    probe_rows.setdefault(name, []).append([step] + probe())
+                eval_seconds += time.perf_counter() - tic
             if progress:
                 progress(step, protocol.total_steps, self.latest_test_acc)
         return points, eval_seconds
@@ -314,6 +324,9 @@ class Trainer(EpochLoop):
         self.eval_batch = options.eval_batch
         self.probes = make_probes(config, model, x_test, x_train, y_train,
                                   y_test=y_test, batch_size=protocol.batch_size)
+        self.early_probes = {name: self.probes[name] for name in config.early_probes}
+        self.early_probe_every = config.early_probe_every
+        self.early_probe_last_step = config.early_probe_epochs * protocol.steps_per_epoch
         trainable = model.trainable_variables
         fused = options.adam_kernel == "fused"
         if fused and not isinstance(self.optimizer, keras.optimizers.Adam):

@@ -276,3 +276,8 @@ def test_seed_band_reads_any_curve_column():
     assert loss.tolist() == [3.0, 2.0] and low.tolist() == [2.0, 1.0]
     with pytest.raises(ValueError):
         plots.seed_band(runs, "test_loss")
+
+
+def test_and_join_reads_as_a_sentence():
+    assert [plots.and_join(items) for items in ([], ["a"], ["a", "b"], ["a", "b", "c"])] \
+        == ["", "a", "a and b", "a, b and c"]

@@ -24,6 +24,7 @@ TINY = C.get_profile("smoke", epochs=2, steps_per_epoch=3, eval_every=2,
 GRID = C.get_grid("santurkar")
 PROBES = ("ics:conv2", "ics:dense1", "landscape")
 NORM_PROBES = ("norm_output:conv1", "norm_output:conv2", "norm_output:dense1")
+NO_PROBES = dict(probes=(), early_probes=(), early_probe_every=0, early_probe_epochs=0)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def test_the_new_probes_and_norm_kind_are_accepted():
 
 
 @pytest.mark.parametrize("plain", [
-    GRID.run("sgd-bn").replace(probes=()),
+    GRID.run("sgd-bn").replace(**NO_PROBES),
     # noisy BN's noise and dropout's mask come from seed states the probes
     # advance while they run, and must put back
     GRID.run("sgd-noisy").replace(name="noisy-d2", dropout=0.2, probes=()),
@@ -115,6 +116,75 @@ def test_the_probes_do_not_change_the_trajectory(synthetic, plain):
     for name in NORM_PROBES:  # quantiles in order, a spread, a histogram's worth
         table = np.array(probed_rows[name])
         assert (np.diff(table[:, 1:6], axis=1) >= 0).all() and (table[:, 7] > 0).all()
+
+
+@pytest.mark.parametrize("changes, field, message", [
+    ({"early_probes": ("landscape",), "early_probe_every": 2, "early_probe_epochs": 1},
+     "early_probes", r"early_probes \['landscape'\] are not among the run's probes"),
+    ({"probes": PROBES, "early_probes": ("landscape",), "early_probe_epochs": 1},
+     "early_probe_every", "need early_probe_every at least 1"),
+    ({"probes": PROBES, "early_probes": ("landscape",), "early_probe_every": 2},
+     "early_probe_epochs", "need early_probe_epochs at least 1"),
+    ({"probes": PROBES, "early_probe_every": 2}, "early_probe_every",
+     "early_probe_every is 2 but early_probes is empty"),
+    ({"probes": PROBES, "early_probes": ("landscape",), "early_probe_every": 2.5,
+      "early_probe_epochs": 1}, "early_probe_every", "must be a whole number of steps"),
+    ({"probes": PROBES, "early_probes": ["landscape"]}, "early_probes",
+     "must be a tuple of names"),
+])
+def test_contradictory_early_probes_are_refused(changes, field, message):
+    with pytest.raises(C.ConfigError, match=message) as refused:
+        RunConfig("x").replace(**changes)
+    assert refused.value.field == field
+
+
+def test_the_early_landscape_schedule_of_the_grid():
+    """No BN and BN also measure the landscape ten times an epoch over the
+    epochs the chapter compares; the other arms have no landscape probe."""
+    protocol = C.get_profile(GRID.profile)
+    assert protocol.steps_per_epoch == 10 * C.SANTURKAR_EARLY_PROBE_EVERY
+    assert santurkar.EARLY_EPOCHS == C.SANTURKAR_EARLY_EPOCHS
+    for run in GRID.runs:
+        paper = run.name in ("sgd-none", "sgd-bn")
+        assert run.early_probes == (("landscape",) if paper else ())
+        assert (run.early_probe_every, run.early_probe_epochs) == (
+            (C.SANTURKAR_EARLY_PROBE_EVERY, C.SANTURKAR_EARLY_EPOCHS) if paper
+            else (0, 0))
+
+
+def test_early_probes_add_rows_between_evaluations_and_change_nothing(synthetic):
+    """Every step in the first epoch (steps 1-3) the landscape is measured too,
+    between the evaluations (2, 4, 6); the curve and the final variables stay
+    bit-identical to the unprobed run, the ICS series keeps the evaluations."""
+    plain = GRID.run("sgd-bn").replace(**NO_PROBES)
+    curve, _, _, values = train_in_memory(plain, TINY, synthetic)
+    early = GRID.run("sgd-bn").replace(early_probe_every=1, early_probe_epochs=1)
+    early_curve, rows, _, early_values = train_in_memory(early, TINY, synthetic)
+    assert early_curve == curve
+    assert_same_values(early_values, values)
+    assert [row[0] for row in rows["landscape"]] == [1, 2, 3, 4, 6]
+    assert [row[0] for row in rows["ics:dense1"]] == [2, 4, 6]
+    assert [row[0] for row in rows["norm_output:conv1"]] == [2, 4, 6]
+
+
+def test_an_interrupted_run_resumes_its_early_probes_exactly(tmp_path, synthetic):
+    """Interrupted in epoch 2 and resumed from the epoch-1 checkpoint, the early
+    rows (every step of epochs 1-2) are those of an uninterrupted run."""
+    config = GRID.run("sgd-none").replace(early_probe_every=1, early_probe_epochs=2)
+    whole = R.run_one(config, 0, TINY, synthetic, results_dir=tmp_path / "whole")
+
+    def interrupt_in_epoch_two(step, total, acc):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        R.run_one(config, 0, TINY, synthetic, results_dir=tmp_path / "cut",
+                  progress=interrupt_in_epoch_two)
+    resumed = R.run_one(config, 0, TINY, synthetic, results_dir=tmp_path / "cut")
+    assert resumed["resumed_at_epoch"] == 1
+    assert [row[0] for row in whole["probes"]["landscape"]] == [1, 2, 3, 4, 5, 6]
+    assert resumed["probes"] == whole["probes"]
+    assert resumed["curve"] == whole["curve"]
 
 
 def test_the_runner_records_the_probe_series(tmp_path, synthetic):
@@ -380,3 +450,17 @@ def test_chapter_07_states_what_the_files_give():
     for expected in (santurkar.findings_markdown(results),
                      santurkar.what_is_left(results)):
         assert expected in outputs, f"re-execute notebook 07: it now reads\n{expected}"
+
+
+def test_chapter_07_states_the_early_schedule_of_the_grid():
+    """The prose's "ten times an epoch (every 39 steps) ... first three epochs"
+    is the grid's schedule."""
+    from pathlib import Path
+
+    text = " ".join((Path(__file__).resolve().parents[1] / "notebooks"
+                     / "07_santurkar.md").read_text().split())
+    protocol = C.get_profile(GRID.profile)
+    words = {3: "three"}
+    assert protocol.steps_per_epoch // C.SANTURKAR_EARLY_PROBE_EVERY == 10
+    assert (f"during the first {words[C.SANTURKAR_EARLY_EPOCHS]} epochs also ten times "
+            f"an epoch (every {C.SANTURKAR_EARLY_PROBE_EVERY} steps") in text
