@@ -282,7 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="alternating repeats per contender (at least 7 for the README)")
     bench.add_argument("--steps", type=whole_number, default=20,
                        help="timed steps per repeat")
-    bench.add_argument("--out", default="results/bench/bench.json")
+    bench.add_argument("--normalizations", action="store_true",
+                       help="time chapter 08's normalizations side by side instead")
+    bench.add_argument("--out", help="default: results/bench/bench.json "
+                                     "(results/bench/normalizations.json with "
+                                     "--normalizations)")
     bench.set_defaults(func=cmd_bench)
     return parser
 

@@ -11,7 +11,14 @@ Contenders, timed alternately in one process on the same data, after warm-up:
     (``avx512_bf16`` / ``amx_bf16``); elsewhere the report says why it is absent.
 
 Also measured: inference images/s, the fp32 matmul peak of this machine, and the
-whole grid's throughput with one single-threaded worker per core. FLOPs are
+whole grid's throughput with one single-threaded worker per core.
+
+``python -m bnlib bench --normalizations`` times instead what chapter 08 asks of
+each normalization: the training step of every run of the ``smallbatch`` grid
+and of chapter 05's no-BN and BN references, alternately in one process with
+one thread (as each grid worker trains), so their ratios are fair even on a
+machine that is busy with something else; a run's own timing is not (it
+depends on what else ran beside it). FLOPs are
 counted as multiply-adds x 2 of the convolutions and dense layers only:
 forward 39.5 MFLOP per image; a training step is forward + weight gradients +
 input gradients (none for the first conv), 113.7 MFLOP per image.
@@ -42,6 +49,8 @@ LAYER_MACS = {
 FORWARD_FLOPS = 2 * sum(LAYER_MACS.values())
 TRAIN_FLOPS = 3 * FORWARD_FLOPS - 2 * LAYER_MACS["conv1"]  # no input grad for conv1
 BENCH_CONFIGS = (0, 11)
+BENCH_OUT = "results/bench/bench.json"
+NORMALIZATION_OUT = "results/bench/normalizations.json"
 CONTENDER_NAMES = {"a_tf1_feed_dict": "(a) TF1 feed_dict", "b_keras_fit": "(b) Keras fit",
                    "c_bnlib": "(c) bnlib", "d_bnlib_bf16": "(d) bnlib bf16"}
 
@@ -456,12 +465,102 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+# chapter 08's networks, timed side by side: the no-BN and BN references of
+# chapter 05 (standardized inputs), then the smallbatch grid
+NORMALIZATION_REFERENCES = ("std-none-d0", "std-bn-both-d0")
+
+
+def normalization_configs() -> list:
+    from .config import get_grid
+
+    standardized = get_grid("standardized")
+    return ([standardized.run(name) for name in NORMALIZATION_REFERENCES]
+            + list(get_grid("smallbatch").runs))
+
+
+def normalization_speed(source=None, repeats: int = 7, steps: int = 20, seed: int = 0,
+                        threads: int = 1) -> dict:
+    """Training images/s of each of chapter 08's networks, timed alternately
+    (one repeat of ``steps`` steps each, ``repeats`` rounds) after warm-up; the
+    probes are left out (they run only at evaluations). ``ratio_to_no_norm``:
+    each network's median over the network without normalization's."""
+    from tqdm import tqdm
+
+    from .config import get_profile
+    from .data import load_cifar10
+    from .training import (configure_threads, cpu_name, environment_record, prepare,
+                           subset)
+
+    configure_threads(threads)
+    data = load_cifar10(source)
+    protocol = get_profile("medium")  # the smallbatch grid's profile
+    batch = protocol.batch_size
+    order = np.random.default_rng(seed).permutation(len(subset(data, protocol)[0]))
+    indices = [order[i * batch:(i + 1) * batch].astype(np.int32)
+               for i in range(len(order) // batch)]
+    contenders = {}
+    labels = {}
+    for config in normalization_configs():
+        plain = config.replace(probes=(), early_probes=(), early_probe_every=0,
+                               early_probe_epochs=0)
+        trainer, _ = prepare(plain, seed, protocol, data)
+        cursor = iter(range(10**9))
+
+        def step(trainer=trainer, cursor=cursor):
+            return float(trainer.train_step(indices[next(cursor) % len(indices)])[0])
+
+        contenders[config.name] = _Contender(config.name, step, batch)
+        labels[config.name] = config.label
+    load_before = os.getloadavg()[0]
+    for _ in tqdm(range(repeats), desc="bench normalizations", unit="round"):
+        for contender in contenders.values():
+            contender.time(steps)
+    load_after = os.getloadavg()[0]
+    baseline = statistics.median(contenders[NORMALIZATION_REFERENCES[0]].rates)
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu_name(),
+        "environment": environment_record(threads, 1),
+        "data": data.provenance.to_dict(),
+        "protocol": protocol.profile, "batch_size": batch, "repeats": repeats,
+        "steps_per_repeat": steps, "threads": threads,
+        # other work on the machine: a load above the cores' count means the
+        # timed process shared them (the ratios hold, the absolute rates do not)
+        "load_average_1min": {"before": load_before, "after": load_after},
+        "method": "each network's training step (no probes) timed alternately in "
+                  "one process, one thread, after 5 warm-up steps; medians over "
+                  "the rounds",
+        "runs": {name: {"label": labels[name], **contender.summary(),
+                        "ratio_to_no_norm": statistics.median(contender.rates)
+                        / baseline}
+                 for name, contender in contenders.items()},
+    }
+
+
+def format_normalization_report(report: dict) -> str:
+    lines = [f"training images/s, side by side ({report['threads']} thread, "
+             f"{report['repeats']} rounds of {report['steps_per_repeat']} steps), "
+             f"{report['cpu']}"]
+    for name, row in report["runs"].items():
+        lines.append(f"  {name:16s} {row['median']:8.0f}  x{row['ratio_to_no_norm']:.2f}"
+                     f"  [{row['min']:.0f}, {row['max']:.0f}]  {row['label']}")
+    return "\n".join(lines)
+
+
 def main(args) -> int:
     from .runner import write_json_atomic
 
+    if getattr(args, "normalizations", False):
+        report = normalization_speed(args.data, repeats=args.repeats, steps=args.steps)
+        out = Path(args.out or NORMALIZATION_OUT)
+        print(format_normalization_report(report))
+        write_json_atomic(out, report)
+        print(f"written: {out}")
+        return 0
     report = run_bench(args.data, repeats=args.repeats, steps=args.steps)
+    out = Path(args.out or BENCH_OUT)
     print(format_report(report))
-    write_json_atomic(Path(args.out), report)
-    print(f"written: {args.out}\n\nas a Markdown table (for the README):\n")
+    write_json_atomic(out, report)
+    print(f"written: {out}\n\nas a Markdown table (for the README):\n")
     print(markdown_table(report))
     return 0

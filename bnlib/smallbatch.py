@@ -45,10 +45,25 @@ def batch_stats_accuracy(run: dict) -> float:
     return statistics.fmean(rows[-plots.LAST_N_EVALS:, 1])
 
 
-def error_rows(results: list[dict], reference: list[dict]) -> list[dict]:
+def load_speed(path) -> dict | None:
+    """The side-by-side timing of ``python -m bnlib bench --normalizations``
+    (None if it was not run: the table then says so)."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def error_rows(results: list[dict], reference: list[dict],
+               speed: dict | None = None) -> list[dict]:
     """One row per run of the grid (and the no-BN reference): g (None where it
     does not apply), test error with the moving averages and with test-batch
-    statistics, mean [min, max] over seeds, and training images per second."""
+    statistics, mean [min, max] over seeds, and the training speed relative to
+    no normalization from ``speed`` (the side-by-side bench; None without
+    it). A run's own timing is not used: it depends on what else ran beside it."""
+    speeds = {name: row["ratio_to_no_norm"] for name, row in (speed or {}).get(
+        "runs", {}).items()}
     rows = []
     for config in get_grid("smallbatch").runs:
         runs = finished(results, config.name)
@@ -61,15 +76,13 @@ def error_rows(results: list[dict], reference: list[dict]) -> list[dict]:
         rows.append({"name": config.name, "label": config.label, "family": family,
                      "g": config.ghost_size, "seeds": len(runs), "error": errors,
                      "batch_stats_error": batch_errors,
-                     "images_per_second": statistics.fmean(
-                         r["timing"]["train_images_per_second"] for r in runs)})
+                     "speed": speeds.get(config.name)})
     if reference:
         rows.append({"name": reference[0]["name"], "label": "no normalization "
                      "(chapter 05)", "family": "none", "g": None,
                      "seeds": len(reference),
                      "error": [1 - accuracy_until(r) for r in reference],
-                     "batch_stats_error": [], "images_per_second": statistics.fmean(
-                         r["timing"]["train_images_per_second"] for r in reference)})
+                     "batch_stats_error": [], "speed": speeds.get(reference[0]["name"])})
     return rows
 
 
@@ -85,11 +98,34 @@ def _range(values, digits=3) -> str:
 def error_table(rows: list[dict]):
     cells = [[row["label"], "–" if row["g"] is None else str(row["g"]), str(row["seeds"]),
               _range(row["error"]), _range(row["batch_stats_error"]),
-              f"{row['images_per_second']:,.0f}"] for row in rows]
+              "–" if row["speed"] is None else f"{row['speed']:.2f}×"] for row in rows]
     return plots.result_table(cells, ["network", "g", "seeds",
                                       f"test error, epochs to {LAST_EPOCH}",
                                       "with test-batch statistics",
-                                      "training img/s"])
+                                      "training speed (no normalization = 1)"])
+
+
+def speed_note(speed: dict | None) -> str:
+    """Where the speed column comes from, in a sentence."""
+    if speed is None:
+        return ("No side-by-side timing yet: `python -m bnlib bench --normalizations` "
+                "writes it.")
+    spread = statistics.median((row["max"] - row["min"]) / row["median"]
+                               for row in speed["runs"].values())
+    load = speed.get("load_average_1min")
+    busy = (f"; the machine's load average was {load['before']:.1f} before and "
+            f"{load['after']:.1f} after on {speed['environment']['cpu_count']} cores, "
+            f"so the absolute rates are below an idle machine's, while the "
+            f"alternation keeps the ratios fair" if load else "")
+    return (f"Training speed: each network's training step timed side by side in one "
+            f"process ({speed['threads']} thread, {speed['repeats']} alternating "
+            f"rounds of {speed['steps_per_repeat']} steps, medians; {speed['cpu']}, "
+            f"{speed['date'][:10]}; `python -m bnlib bench --normalizations`), "
+            f"relative to the network without normalization "
+            f"({speed['runs'][REFERENCE[1]]['median']:,.0f} training images/s{busy}). "
+            f"One network's fastest and slowest rounds lie {spread * 100:.0f} % of its "
+            f"median apart (the median over the networks): smaller differences "
+            f"between two networks are not measured.")
 
 
 def wu_he_figure(rows: list[dict]):

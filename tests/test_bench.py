@@ -43,3 +43,23 @@ def test_bench_cli_writes_a_complete_report(tmp_path):
     assert ("bfloat16_note" in report) == (not report["native_bfloat16"])
     table = bench.markdown_table(report)
     assert "| 0 (no BN) |" in table and "| 11 (BN conv+dense, dropout 0.4) |" in table
+
+
+@pytest.mark.slow
+def test_bench_normalizations_times_every_network_of_chapter_08(tmp_path):
+    """Every network of the smallbatch grid and chapter 05's two references,
+    timed in one process; the ratios are to the network without normalization."""
+    from bnlib.__main__ import main
+    from bnlib.config import get_grid
+
+    out = tmp_path / "normalizations.json"
+    assert main(["bench", "--normalizations", "--data", "synthetic", "--repeats", "2",
+                 "--steps", "2", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert list(report["runs"]) == ["std-none-d0", "std-bn-both-d0"] + [
+        run.name for run in get_grid("smallbatch").runs]
+    assert report["threads"] == 1 and report["protocol"] == "medium"
+    assert report["runs"]["std-none-d0"]["ratio_to_no_norm"] == 1.0
+    for row in report["runs"].values():
+        assert len(row["repeats"]) == 2 and row["min"] <= row["median"] <= row["max"]
+        assert row["ratio_to_no_norm"] > 0

@@ -456,7 +456,7 @@ def test_the_runner_records_the_probe(tmp_path, synthetic):
 def _fake_run(name, seed, accuracy, batch_accuracy=None, epochs=10):
     curve = [[195 * i, i / 2, 1.0, 0.5, accuracy] for i in range(1, 2 * epochs + 1)]
     result = {"name": name, "seed": seed, "status": "complete", "curve": curve,
-              "data": {"kind": "folder"}, "timing": {"train_images_per_second": 300.0}}
+              "data": {"kind": "folder"}}
     if batch_accuracy is not None:
         result["probes"] = {"batch_stats_eval": [[p[0], batch_accuracy] for p in curve]}
         result["probe_sample"] = PROBE_SAMPLE
@@ -480,8 +480,14 @@ def test_chapter_08_rows_verdicts_and_words():
     # chapter 05's 15-epoch reference: only evaluations up to epoch 10 count
     reference = [_fake_run("std-none-d0", 0, 0.65, epochs=15)]
     reference[0]["curve"][-1][4] = 0.99
-    rows = {row["name"]: row for row in smallbatch.error_rows(results, reference)}
+    speed = {"runs": {"std-none-d0": {"ratio_to_no_norm": 1.0},
+                      "ghost-g2": {"ratio_to_no_norm": 0.8}}}
+    rows = {row["name"]: row for row in smallbatch.error_rows(results, reference, speed)}
     assert rows["ghost-g2"]["g"] == 2 and rows["groupnorm"]["g"] is None
+    assert (rows["ghost-g2"]["speed"], rows["std-none-d0"]["speed"],
+            rows["groupnorm"]["speed"]) == (0.8, 1.0, None)  # not timed: "–"
+    table = repr(smallbatch.error_table(list(rows.values())))
+    assert "0.80×" in table and "1.00×" in table
     assert rows["ghost-g2"]["error"] == pytest.approx([0.45, 0.44])
     assert rows["ghost-g2"]["batch_stats_error"] == pytest.approx([0.40, 0.39])
     assert rows["groupnorm"]["batch_stats_error"] == []
@@ -565,3 +571,27 @@ def test_chapter_08_states_what_the_files_give():
     for expected in (smallbatch.findings_markdown(results),
                      smallbatch.what_we_found(results)):
         assert expected in outputs, f"re-execute notebook 08: it now reads\n{expected}"
+
+
+def test_chapter_08_says_where_its_speeds_come_from():
+    from bnlib import smallbatch
+
+    assert "`python -m bnlib bench --normalizations` writes it" in \
+        smallbatch.speed_note(None)
+    speed = {"threads": 1, "repeats": 7, "steps_per_repeat": 20, "cpu": "AMD EPYC",
+             "date": "2026-11-30T05:40:00+00:00", "environment": {"cpu_count": 2},
+             "load_average_1min": {"before": 3.04, "after": 2.96},
+             "runs": {"std-none-d0": {"median": 301.4, "min": 280.0, "max": 310.0,
+                                      "ratio_to_no_norm": 1.0},
+                      "ghost-g2": {"median": 200.0, "min": 190.0, "max": 230.0,
+                                   "ratio_to_no_norm": 0.66}}}
+    assert smallbatch.speed_note(speed) == (
+        "Training speed: each network's training step timed side by side in one "
+        "process (1 thread, 7 alternating rounds of 20 steps, medians; AMD EPYC, "
+        "2026-11-30; `python -m bnlib bench --normalizations`), relative to the "
+        "network without normalization (301 training images/s; the machine's load "
+        "average was 3.0 before and 3.0 after on 2 cores, so the absolute rates are "
+        "below an idle machine's, while the alternation keeps the ratios fair). One "
+        "network's fastest and slowest rounds lie 15 % of its median apart (the median "
+        "over the networks): smaller differences between two networks are not "
+        "measured.")
