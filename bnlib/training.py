@@ -247,7 +247,8 @@ class EpochLoop:
         test_acc]`` is recorded, and each probe's row is appended to
         ``probe_rows[name]``; between evaluations, the early probes' rows every
         ``early_probe_every`` steps up to ``early_probe_last_step``. Returns
-        the epoch's points and the seconds spent evaluating and probing. Raises :class:`Diverged` at a non-finite or exploding loss.
+        the epoch's points and the seconds spent evaluating and probing.
+        Raises :class:`Diverged` at a non-finite or exploding loss.
         """
         protocol, size = self.protocol, self.protocol.batch_size
         order = self.epoch_order(seed, epoch)
