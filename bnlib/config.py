@@ -487,12 +487,12 @@ def followup_runs() -> tuple[RunConfig, ...]:
 # BN (so the baseline is not handicapped), as the paper compares at equal rates
 SANTURKAR_LEARNING_RATE = MAP_BEST_RATES["none"]
 SANTURKAR_PROBES = ("ics:conv2", "ics:dense1", "landscape")
-# the distributions the noise moves: each normalization's output, one channel
 # the landscape changes fastest early: also measured ten times an epoch (every
 # 39 of 390 steps) in the first epochs, the ones the chapter compares
 SANTURKAR_EARLY_PROBES = ("landscape",)
 SANTURKAR_EARLY_PROBE_EVERY = 39
 SANTURKAR_EARLY_EPOCHS = 3
+# the distributions the noise moves: each normalization's output, one channel
 SANTURKAR_NORM_PROBES = ("norm_output:conv1", "norm_output:conv2", "norm_output:dense1")
 SANTURKAR_NORMS = {"none": "none", "batch": "bn", "noisy": "noisy", "noise": "noise"}
 
