@@ -27,6 +27,7 @@ input gradients (none for the first conv), 113.7 MFLOP per image.
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import os
 import statistics
 import time
@@ -504,10 +505,10 @@ def normalization_speed(source=None, repeats: int = 7, steps: int = 20, seed: in
         plain = config.replace(probes=(), early_probes=(), early_probe_every=0,
                                early_probe_epochs=0)
         trainer, _ = prepare(plain, seed, protocol, data)
-        cursor = iter(range(10**9))
+        batches = itertools.cycle(indices)
 
-        def step(trainer=trainer, cursor=cursor):
-            return float(trainer.train_step(indices[next(cursor) % len(indices)])[0])
+        def step(trainer=trainer, batches=batches):
+            return float(trainer.train_step(next(batches))[0])
 
         contenders[config.name] = _Contender(config.name, step, batch)
         labels[config.name] = config.label
