@@ -495,6 +495,11 @@ SANTURKAR_EARLY_EPOCHS = 3
 # the distributions the noise moves: each normalization's output, one channel
 SANTURKAR_NORM_PROBES = ("norm_output:conv1", "norm_output:conv2", "norm_output:dense1")
 SANTURKAR_NORMS = {"none": "none", "batch": "bn", "noisy": "noisy", "noise": "noise"}
+# the noisy-BN test means something only where BN helps, and at the rate above
+# BN is level with no BN: no BN and noisy BN are also trained at the highest
+# rate BN tolerates in the map (BN at that rate is chapter 06's follow-up run:
+# the same configuration and seeds, so the same trajectory)
+SANTURKAR_HIGH_RATE = MAP_BN_HIGHEST_RATE
 
 
 def santurkar_runs() -> tuple[RunConfig, ...]:
@@ -504,8 +509,10 @@ def santurkar_runs() -> tuple[RunConfig, ...]:
     measurements at every evaluation: the internal covariate shift of conv2's
     and dense1's kernel gradients and the loss landscape along the gradient
     (the landscape also every :data:`SANTURKAR_EARLY_PROBE_EVERY` steps in the
-    first :data:`SANTURKAR_EARLY_EPOCHS` epochs); every arm with a normalization layer records one channel of each such
-    layer's output (see :mod:`bnlib.probes`)."""
+    first :data:`SANTURKAR_EARLY_EPOCHS` epochs); every arm with a
+    normalization layer records one channel of each such layer's output (see
+    :mod:`bnlib.probes`). Then no BN and noisy BN at
+    :data:`SANTURKAR_HIGH_RATE`, without probes."""
     def paper_probes(norm: str) -> dict:
         if norm not in ("none", "batch"):
             return {}
@@ -520,7 +527,12 @@ def santurkar_runs() -> tuple[RunConfig, ...]:
                   probes=(SANTURKAR_PROBES if norm in ("none", "batch") else ())
                   + (SANTURKAR_NORM_PROBES if norm != "none" else ()),
                   **paper_probes(norm))
-        for norm, tag in SANTURKAR_NORMS.items())
+        for norm, tag in SANTURKAR_NORMS.items()) + tuple(
+        RunConfig(f"sgd-{SANTURKAR_NORMS[norm]}-lr{SANTURKAR_HIGH_RATE:g}",
+                  norm_conv=norm, norm_dense=norm, input_scaling="standardize",
+                  optimizer="sgd", learning_rate=SANTURKAR_HIGH_RATE,
+                  momentum=SGD_MOMENTUM)
+        for norm in ("none", "noisy"))
 
 
 # chapter 08: small batches. The gradient batch stays 128; BN's statistics come
@@ -588,7 +600,8 @@ def _grids() -> dict[str, Grid]:
              followup_runs(), profile="two-seeds"),
         Grid("santurkar", "Santurkar et al. (2018): no BN, BN, noisy BN and the "
              "noise without BN; internal covariate shift and loss landscape "
-             "probed; SGD with momentum 0.9, standardized inputs", "07",
+             "probed; SGD with momentum 0.9, standardized inputs; no BN and "
+             "noisy BN also at BN's highest usable rate", "07",
              santurkar_runs(), profile="two-seeds"),
         Grid("smallbatch", "Small batches: ghost BN at g = 128 to 2, LayerNorm, "
              "GroupNorm, Batch Renormalization at g = 128, 4, 2; conv+dense, "

@@ -333,7 +333,7 @@ def test_followup_grid_runs_the_maps_configurations():
         ("none", C.MAP_BEST_RATES["none"]), ("batch", C.MAP_BEST_RATES["batch"]),
         ("batch", C.MAP_BEST_RATES["none"]), ("batch", C.MAP_BN_HIGHEST_RATE)}
     assert {run.learning_rate for run in GRIDS["santurkar"].runs} == {
-        C.MAP_BEST_RATES["none"]}
+        C.MAP_BEST_RATES["none"], C.MAP_BN_HIGHEST_RATE}
     assert get_profile(GRIDS["lrfollowup"].profile).epochs == get_profile("book").epochs
 
 

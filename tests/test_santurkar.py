@@ -33,21 +33,24 @@ def synthetic():
 
 
 # ----------------------------------------------------------------- the grid
-def test_the_santurkar_grid_validates_and_lists_four_arms():
+def test_the_santurkar_grid_validates_and_lists_four_arms_and_two_at_a_high_rate():
     assert (GRID.chapter, GRID.profile) == ("07", "two-seeds")
     protocol = C.get_profile(GRID.profile)  # the issue: 15 epochs, at least 2 seeds
     assert (protocol.epochs, protocol.seeds) == (C.get_profile("book").epochs, 2)
     assert [r.name for r in GRID.runs] == ["sgd-none", "sgd-bn", "sgd-noisy",
-                                           "sgd-noise"]
+                                           "sgd-noise", "sgd-none-lr0.1",
+                                           "sgd-noisy-lr0.1"]
     assert [(r.norm_conv, r.norm_dense) for r in GRID.runs] == [
-        ("none", "none"), ("batch", "batch"), ("noisy", "noisy"), ("noise", "noise")]
-    for run in GRID.runs:
+        ("none", "none"), ("batch", "batch"), ("noisy", "noisy"), ("noise", "noise"),
+        ("none", "none"), ("noisy", "noisy")]
+    rates = [C.SANTURKAR_LEARNING_RATE] * 4 + [C.SANTURKAR_HIGH_RATE] * 2
+    assert C.SANTURKAR_HIGH_RATE == C.MAP_BN_HIGHEST_RATE > C.SANTURKAR_LEARNING_RATE
+    for run, rate in zip(GRID.runs, rates):
         C.validate_config(run, C.get_profile(GRID.profile))
-        assert (run.optimizer, run.momentum, run.learning_rate) == (
-            "sgd", 0.9, C.SANTURKAR_LEARNING_RATE)
+        assert (run.optimizer, run.momentum, run.learning_rate) == ("sgd", 0.9, rate)
         assert (run.input_scaling, run.dropout) == ("standardize", 0.0)
     assert [r.probes for r in GRID.runs] == [PROBES, PROBES + NORM_PROBES, NORM_PROBES,
-                                             NORM_PROBES]
+                                             NORM_PROBES, (), ()]
     assert GRID.runs[3].label.startswith("BN noise only conv+dense, standardized")
     assert GRID.results_dir(protocol).as_posix() == "results/santurkar"
     assert R.chapter_results_dir("santurkar", C.get_profile("book")).as_posix() == \
