@@ -81,6 +81,7 @@ run-controls: setup
 	$(BIN)/python -m bnlib run --grid standardized --workers 2
 
 run-optimizer: setup
+	$(BIN)/python -m bnlib run --grid figure1pilot
 	$(BIN)/python -m bnlib run --grid figure1 --workers 2
 	$(BIN)/python -m bnlib run --grid lrmap --workers 2
 	$(BIN)/python -m bnlib run --grid lradam --workers 2

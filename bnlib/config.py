@@ -428,7 +428,10 @@ def article_runs(input_scaling: str = "raw", prefix: str = "") -> tuple[RunConfi
 
 
 # chapter 06: the optimizer
-FIGURE1_LEARNING_RATE = 1.0  # plain SGD, chosen for the network without BN
+# plain SGD at the rate best for the network without BN in a pilot of three
+# rates (grid figure1pilot; a test checks it against the pilot's files)
+FIGURE1_LEARNING_RATE = 1.0
+FIGURE1_PILOT_RATES = (0.3, 1.0, 3.0)
 SGD_MOMENTUM = 0.9
 SGD_LEARNING_RATES = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 ADAM_LEARNING_RATES = (1e-4, 1e-3, 1e-2)
@@ -446,6 +449,15 @@ def figure1_runs() -> tuple[RunConfig, ...]:
                   learning_rate=FIGURE1_LEARNING_RATE,
                   probes=("activation_input:dense3",))
         for normalized in (False, True))
+
+
+def figure1_pilot_runs() -> tuple[RunConfig, ...]:
+    """The network of :func:`figure1_runs` without BN (and without probes) at
+    each of :data:`FIGURE1_PILOT_RATES`: how Part A's rate was chosen."""
+    plain = figure1_runs()[0]
+    return tuple(plain.replace(name=f"{plain.name}-lr{rate:g}", learning_rate=rate,
+                               probes=())
+                 for rate in FIGURE1_PILOT_RATES)
 
 
 def learning_rate_runs(optimizer: str, rates) -> tuple[RunConfig, ...]:
@@ -588,6 +600,9 @@ def _grids() -> dict[str, Grid]:
              tuple(article[i] for i in (0, 2, 9, 11)), profile="long"),
         Grid("figure1", "Ioffe & Szegedy's Figure 1: a sigmoid MLP with and without "
              "BN, SGD", "06", figure1_runs(), profile="figure1"),
+        Grid("figure1pilot", "The pilot that chose Figure 1's rate: the sigmoid MLP "
+             "without BN, plain SGD at three rates, 10,000 steps", "06",
+             figure1_pilot_runs(), profile="pilot"),
         Grid("lrmap", "Learning-rate map: SGD with momentum 0.9, no BN vs BN "
              "conv+dense, standardized inputs", "06",
              learning_rate_runs("sgd", SGD_LEARNING_RATES), profile="short"),
@@ -663,6 +678,9 @@ PROFILES: dict[str, Protocol] = {
     # is 1,000 steps, 1.2 passes over the training split), 3 seeds.
     "figure1": Protocol("figure1", epochs=50, eval_every=500, steps_per_epoch=1000,
                         batch_size=60, seeds=3),
+    # The pilot that chose Figure 1's rate: its first 10,000 steps, one seed.
+    "pilot": Protocol("pilot", epochs=10, eval_every=500, steps_per_epoch=1000,
+                      batch_size=60, seeds=1),
     # Chapter 06's follow-up and chapter 07: the book's 15 epochs, 2 seeds.
     "two-seeds": Protocol("two-seeds", epochs=15, eval_every=195, seeds=2),
     # Chapter 08's small batches: 10 epochs, 2 seeds.

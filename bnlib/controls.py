@@ -256,7 +256,8 @@ def budget_table(rows: list[dict], windows=BUDGET_WINDOWS):
 
     columns = ["run"]
     for first, last in windows:
-        columns += [f"ours, epochs {first}–{last}", f"article, epochs {first}–{last}"]
+        # the window is (first, last]: epochs first + 1 to last
+        columns += [f"ours, epochs {first + 1}–{last}", f"article, epochs {first + 1}–{last}"]
     cells = [[f"{row['run_id']}: {row['label']}"]
              + [number(row[f"{who}_{last}"]) for _, last in windows
                 for who in ("ours", "article")] for row in rows]
@@ -406,16 +407,17 @@ def article_figure_pair(results: dict[str, list[dict]], name: str,
                 for grid in SCALINGS}
     if not finished["standardized"] or not finished["article"]:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.8), dpi=plots.FIGURE_DPI,
+    fig, axes = plt.subplots(1, 2, figsize=(7.4, 5.0), dpi=plots.FIGURE_DPI,
                              layout="constrained", sharey=True)
     for ax, (grid, label) in zip(axes, SCALINGS.items()):
         title, run_ids = plots.figure_specs(finished[grid])[name]
         entries = plots.plot_runs(ax, plots.group_by_run(finished[grid]), run_ids,
-                                  f"{label}: {title}", y_limits,
-                                  with_article=grid == "article")
-        if entries:
-            ax.legend(*zip(*entries), fontsize=7, loc="upper center",
-                      bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+                                  y_limits=y_limits, with_article=grid == "article")
+        # two short lines a panel: the two titles must not run into each other
+        ax.set_title(f"{label}\n{title}", fontsize=9)
+        if entries:  # one column under each panel: the legends stay apart too
+            ax.legend(*zip(*entries), fontsize=6.5, loc="upper center",
+                      bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
         else:  # none of this figure's runs has finished in this grid
             ax.text(0.5, 0.5, "PRELIMINARY: not trained yet", transform=ax.transAxes,
                     ha="center", va="center", fontsize=11, color="#555555")

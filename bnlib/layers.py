@@ -267,8 +267,9 @@ class SanturkarNoise:
     ``mu ~ U(-mean_range, mean_range)`` and a scale
     ``sigma ~ U(scale_low, scale_high)``; then each example (and, for a
     convolution, each position: height and width count as batch dimensions)
-    draws ``m ~ U(mu - jitter, mu + jitter)`` and ``s ~ N(sigma, jitter)``, and
-    the layer outputs ``s * x + m``. The draws come from a Keras
+    draws ``m ~ U(mu - jitter, mu + jitter)`` and ``s ~ N(sigma, jitter**2)``
+    (``jitter`` is a standard deviation there), and the layer outputs
+    ``s * x + m``. The draws come from a Keras
     ``SeedGenerator`` seeded by ``seed``, whose state is one of the layer's
     variables, so a run checkpointed and resumed draws the same noise (and a
     probe that restores the model's variables leaves the noise where it was).
@@ -340,7 +341,7 @@ class NoiseOnly(SanturkarNoise, keras.layers.Layer):
     not normalized, with the draws of :class:`SanturkarNoise` (defaults as
     :class:`NoisyBatchNorm`: per step and unit ``mu ~ U(-0.5, 0.5)``,
     ``sigma ~ U(1, 1.25)``; per example and position ``m ~ U(mu -+ 0.1)``,
-    ``s ~ N(sigma, 0.1)``). At inference it is the identity. It has no trainable
+    ``s ~ N(sigma, 0.1**2)``). At inference it is the identity. It has no trainable
     weights: comparing it with no normalization shows what the noise costs by
     itself, and with noisy BN whether BN still helps under that noise.
     """

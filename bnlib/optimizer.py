@@ -416,6 +416,37 @@ def steps_to_reach(runs: list[dict], accuracy: float) -> float | None:
     return float(steps[reached[0]]) if len(reached) else None
 
 
+def pilot_rows(results: list[dict]) -> list[dict]:
+    """Part A's pilot (grid ``figure1pilot``): per rate, the network without
+    BN's test accuracy (mean of the last five evaluations; None where it
+    diverged), sorted by rate."""
+    return sorted(({"learning_rate": r["config"]["learning_rate"],
+                    "accuracy": plots.last_n_means([r])[0] if r["status"] == "complete"
+                    else None} for r in results), key=lambda row: row["learning_rate"])
+
+
+def pilot_best_rate(results: list[dict]) -> float | None:
+    """The pilot's rate with the highest accuracy (None without a finished run)."""
+    rows = [row for row in pilot_rows(results) if row["accuracy"] is not None]
+    return max(rows, key=lambda row: row["accuracy"])["learning_rate"] if rows else None
+
+
+def pilot_findings(results: list[dict], planned: int) -> str:
+    """The pilot in one sentence: each rate's accuracy and the best one."""
+    rows = pilot_rows(results)
+    if len(rows) < planned:
+        return (f"**PRELIMINARY:** {len(rows)} of the pilot's {planned} runs are "
+                f"finished; the rate is named from its files once all are.")
+    def reached(row):
+        return "diverged" if row["accuracy"] is None else f"{row['accuracy']:.3f}"
+
+    steps = round(max(r["curve"][-1][0] for r in results if r["curve"]))
+    return (f"In the pilot ({steps:,} steps, one seed) the network without BN reaches "
+            + ", ".join(f"{reached(row)} at {row['learning_rate']:g}" for row in rows)
+            + f" (test accuracy, last five evaluations): the best rate is "
+              f"{pilot_best_rate(results):g}.")
+
+
 def figure1_findings(results: list[dict]) -> str:
     """Figure 6.1's verdicts in words, from the result files."""
     rows = {row["arm"]: row for row in drift_rows(results)}
@@ -813,6 +844,11 @@ def what_we_found(figure1_results: list[dict], lrmap_results: list[dict],
     followup = followup_verdicts(followup_results, target, rates)
     rows_by_role = {row["role"]: row for row in followup_rows(followup_results, target,
                                                               rates)}
+    evaluated = [r["curve"] for r in followup_results
+                 if r["status"] == "complete" and len(r["curve"]) > 1]
+    # the steps to the target are read at the evaluations: say how far apart
+    grain = (f"; counted at evaluations {round(evaluated[0][1][0] - evaluated[0][0][0])}"
+             f" steps apart" if evaluated else "")
     for role, yes, no, where in (
             ("bn-at-none-best", "at the same rate BN alone reaches",
              "at the same rate BN alone does not reach",
@@ -821,7 +857,7 @@ def what_we_found(figure1_results: list[dict], lrmap_results: list[dict],
              "a higher rate does not let BN reach",
              "BN at its highest usable rate against no BN at its best")):
         steps = followup[role]["steps"]["verdict"] if role in followup else None
-        words = say(steps or plots.MISSING, "BN", "no BN", "below")
+        words = say(steps or plots.MISSING, "BN", "no BN", "below") + grain
         if role == "bn-highest" and role in followup:
             # what the higher rate costs or buys at the end of the budget
             bn, none = rows_by_role[role], rows_by_role["none-best"]
@@ -926,8 +962,10 @@ def _adam_in_words(lradam_results: list[dict]) -> list[str]:
                          ("diverged" if cells[rate]["none"] is None
                           else f"{cells[rate]['none']:.3f}, chance")
                          for rate in only_bn) +
-                     ")" + (": at the article's rate Adam trains both networks, so "
-                            "the article's setting never reaches the rates where BN "
-                            "makes the difference" if article.get("none") is not None
+                     ")" + (": the article's rate is one at which both networks "
+                            "train, so its experiment never reaches the rates where BN "
+                            "decides whether a network learns at all — the gain it "
+                            "measured is a gain in accuracy at a rate both tolerate"
+                            if article.get("none") is not None
                             and article["none"] >= CHANCE_LEVEL else "") + ".")
     return parts

@@ -411,17 +411,21 @@ def verdict_sentence(verdict: str, first: str, second: str, relation: str = "abo
             MISSING: "not trained yet"}[verdict]
 
 
-def claims_paragraph(points: list[tuple], plural: bool = False) -> tuple[str, int]:
+def claims_paragraph(points: list[tuple], plural: bool = False,
+                     paper: str = "the paper") -> tuple[str, int]:
     """A chapter's answer to a paper, claim by claim. Each point is ``(verdicts,
     agrees, agreeing words, differing words, open question)``: the claim stays
     open while any of its verdicts has one seed on a side or is missing (or is
-    None); otherwise it goes to "agrees" or "differs". ``plural``: the
-    chapter speaks of "our networks". Returns the paragraph and how many
-    claims agree."""
-    agree, differ, open_ = [], [], []
+    None); otherwise it goes to "agrees" or "differs" — or, where ``agrees``
+    is None, to "cannot be tested here" with the differing words as the
+    reason. ``plural``: the chapter speaks of "our networks"; ``paper``: whom
+    it answers. Returns the paragraph and how many claims agree."""
+    agree, differ, untestable, open_ = [], [], [], []
     for used, agrees, yes, no, question in points:
         if any(v in (ONE_SEED, MISSING, None) for v in used):
             open_.append(question)
+        elif agrees is None:
+            untestable.append(no)
         elif agrees:
             agree.append(yes)
         else:
@@ -430,9 +434,11 @@ def claims_paragraph(points: list[tuple], plural: bool = False) -> tuple[str, in
                               ("Our network", "agrees", "it differs"))
     parts = []
     if agree:
-        parts.append(f"{subject} {verb} with the paper that " + "; that ".join(agree) + ".")
+        parts.append(f"{subject} {verb} with {paper} that " + "; that ".join(agree) + ".")
     if differ:
         parts.append(f"Where {pronoun}: " + "; ".join(differ) + ".")
+    if untestable:
+        parts.append("Cannot be tested here: " + "; ".join(untestable) + ".")
     if open_:
         parts.append("Not judged yet: " + "; ".join(open_) + ".")
     return " ".join(parts), len(agree)

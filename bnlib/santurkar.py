@@ -6,7 +6,9 @@ no BN, BN, noisy BN (random shifts and scales after every BN layer) and the
 same noise without BN. The no-BN and BN arms carry the ``ics`` probes (how
 much a layer's gradient changes when the layers before it take their step)
 and the ``landscape`` probe (how the loss and its gradient change along the
-gradient); see :mod:`bnlib.probes`.
+gradient); see :mod:`bnlib.probes`. No BN and noisy BN are trained again at
+a higher rate, where BN's partner is chapter 06's follow-up run
+(:func:`with_followup`).
 """
 
 from __future__ import annotations
@@ -16,34 +18,56 @@ import statistics
 import numpy as np
 
 from . import plots
-from .config import SANTURKAR_EARLY_EPOCHS
+from .config import SANTURKAR_EARLY_EPOCHS, SANTURKAR_HIGH_RATE, SANTURKAR_LEARNING_RATE
 from .probes import probe_rows
 
+# the arms at SANTURKAR_LEARNING_RATE
 ARMS = {"sgd-none": "no BN", "sgd-bn": "BN", "sgd-noisy": "noisy BN",
         "sgd-noise": "noise without BN"}
+# the arms at SANTURKAR_HIGH_RATE; BN's is chapter 06's follow-up run
+NONE_HIGH = f"sgd-none-lr{SANTURKAR_HIGH_RATE:g}"
+BN_HIGH = f"sgd-bn-both-lr{SANTURKAR_HIGH_RATE:g}"
+NOISY_HIGH = f"sgd-noisy-lr{SANTURKAR_HIGH_RATE:g}"
+HIGH_RATE_ARMS = {NONE_HIGH: "no BN", BN_HIGH: "BN", NOISY_HIGH: "noisy BN"}
+RATES = {"base": SANTURKAR_LEARNING_RATE, "high": SANTURKAR_HIGH_RATE}
 ICS_PROBES = ("ics:conv2", "ics:dense1")
 LANDSCAPE_PROBE = "landscape"
 LANDSCAPE_COLUMNS = {"loss_range": "loss range along the gradient",
                      "grad_change": "gradient change ‖∇L(w_c) − ∇L(w)‖",
                      "effective_smoothness": "effective β-smoothness"}
-# the landscape is compared over the first epochs, as the paper's Figure 4
+# the landscape is compared over the first epochs (measured ten times an
+# epoch there) and over the rest of the run (at the evaluations)
 EARLY_EPOCHS = SANTURKAR_EARLY_EPOCHS
+LANDSCAPE_WINDOWS = {"early": (0, EARLY_EPOCHS), "later": (EARLY_EPOCHS, None)}
 NORM_PLACES = ("conv1", "conv2", "dense1")  # where the normalizations sit
 NORM_ARMS = ("sgd-bn", "sgd-noisy", "sgd-noise")  # the arms with a layer there
 
 
-def runs_by_arm(results: list[dict]) -> dict[str, list[dict]]:
+def with_followup(results: list[dict], followup_results: list[dict]) -> list[dict]:
+    """The santurkar grid's results with chapter 06's follow-up runs of BN at
+    :data:`SANTURKAR_HIGH_RATE` (``lrfollowup``: the configuration the grid
+    would train, same seeds, so the same trajectory — a test checks that the
+    two grids' shared configuration at the lower rate gives identical curves)."""
+    return list(results) + [r for r in followup_results if r["name"] == BN_HIGH]
+
+
+def runs_by_arm(results: list[dict], arms: dict[str, str] = ARMS
+                ) -> dict[str, list[dict]]:
     """The finished seeds of each arm (an arm without any: an empty list)."""
     return {name: [r for r in results if r["name"] == name and r["status"] == "complete"]
-            for name in ARMS}
+            for name in arms}
 
 
-def accuracy_figure(results: list[dict], column: int = 4, y_limits=None):
-    """Test (``column=4``) or training (3) accuracy of the four arms."""
-    arms = runs_by_arm(results)
+def accuracy_figure(results: list[dict], column: int = 4, y_limits=None,
+                    arms: dict[str, str] = ARMS):
+    """Test (``column=4``) or training (3) accuracy of the arms (the four at
+    the base rate, or :data:`HIGH_RATE_ARMS`)."""
+    runs = runs_by_arm(results, arms)
     what = "test" if column == 4 else "training"
-    return plots.series_figure([(label, arms[name]) for name, label in ARMS.items()],
-                               f"Noisy BN: {what} accuracy" + plots.data_tag(results),
+    rate = RATES["high" if arms is HIGH_RATE_ARMS else "base"]
+    return plots.series_figure([(label, runs[name]) for name, label in arms.items()],
+                               f"Learning rate {rate:g}: {what} accuracy"
+                               + plots.data_tag(results),
                                y_limits, column=column, y_label=f"{what} accuracy")
 
 
@@ -54,17 +78,18 @@ def probe_values(result: dict, probe: str, column: str) -> tuple[np.ndarray, np.
     return rows[:, 0], rows[:, columns.index(column)]
 
 
-def seed_mean(runs: list[dict], probe: str, column: str, last_epoch: float | None = None
-              ) -> list[float]:
-    """Per seed, the mean of a probe column over its evaluations (up to
-    ``last_epoch`` if given; NaNs skipped)."""
+def seed_mean(runs: list[dict], probe: str, column: str,
+              window: tuple[float, float | None] = (0, None)) -> list[float]:
+    """Per seed, the mean of a probe column over its measurements with epoch
+    in ``window`` = (first, last] (no last: to the end; NaNs skipped)."""
+    first, last = window
     values = []
     for run in runs:
         steps, column_values = probe_values(run, probe, column)
         per_epoch = plots.steps_per_epoch([run])
-        keep = np.isfinite(column_values)
-        if last_epoch is not None:
-            keep &= steps / per_epoch <= last_epoch
+        keep = np.isfinite(column_values) & (steps / per_epoch > first)
+        if last is not None:
+            keep &= steps / per_epoch <= last
         values.append(float(column_values[keep].mean()))
     return values
 
@@ -78,9 +103,11 @@ def relative_ics(run: dict, probe: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def probe_figure(results: list[dict], panels: list[tuple[str, str, str]], title: str,
-                 last_epoch: float | None = None, log_scale: bool = False):
-    """One panel per ``(probe, column, y label)``: no BN and BN over steps
-    (mean over seeds, range shaded). ``column="relative_ics"`` plots
+                 last_epoch: float | None = None, log_scale: bool = False,
+                 mark_epoch: float | None = None):
+    """One panel per ``(probe, column, y label)``, two a row: no BN and BN
+    over steps (mean over seeds, range shaded); a dotted vertical line at
+    ``mark_epoch`` if given. ``column="relative_ics"`` plots
     :func:`relative_ics`. None while either arm has no finished run."""
     import matplotlib.pyplot as plt
 
@@ -110,6 +137,8 @@ def probe_figure(results: list[dict], panels: list[tuple[str, str, str]], title:
                     label=f"{ARMS[name]} (n={len(runs)})")
             ax.fill_between(steps[keep] / per_epoch, values.min(axis=0)[keep],
                             values.max(axis=0)[keep], color=color, alpha=0.15, lw=0)
+        if mark_epoch is not None:
+            ax.axvline(mark_epoch, color="0.4", ls=":", lw=1.2)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         if log_scale:
@@ -180,25 +209,36 @@ def distribution_figure(results: list[dict], seed: int = 0):
     return fig
 
 
+def window_label(window: str) -> str:
+    """"epochs 1–3" / "after epoch 3" for :data:`LANDSCAPE_WINDOWS`."""
+    first, last = LANDSCAPE_WINDOWS[window]
+    return f"epochs {first + 1:g}–{last:g}" if last is not None else f"after epoch {first:g}"
+
+
 def verdicts(results: list[dict]) -> dict[str, dict]:
     """The book's rule on each of the paper's three claims.
 
     ``noisy_vs_bn``: noisy BN's test accuracy against BN's (the paper: about
     the same); ``noisy_vs_none``: noisy BN against no BN (the paper: noisy BN
     still far ahead); ``bn_vs_none``: BN against no BN (what there is to
-    explain); ``ics_<layer>``: no BN's mean relative ICS against BN's
-    (lower is less shift; the paper: BN does not reduce it); ``<landscape
-    column>``: BN's mean over the first :data:`EARLY_EPOCHS` epochs against
-    no BN's (lower counts as ahead; the paper: BN's is lower, and the
-    effective smoothness, the one per unit of step length, is what "smoother"
-    means); ``moves_<place>``:
-    noisy BN's :func:`wander` against BN's (higher moves more; the paper's
-    premise: the noise really moves the distributions).
+    explain); the same three with the prefix ``high_`` at
+    :data:`SANTURKAR_HIGH_RATE` (``results`` holding BN's runs there, see
+    :func:`with_followup`); ``ics_<layer>``: no BN's mean relative ICS against
+    BN's (lower is less shift; the paper: BN does not reduce it);
+    ``<landscape column>:<window>``: BN's mean in each of
+    :data:`LANDSCAPE_WINDOWS` against no BN's (lower counts as ahead; the
+    paper: BN's is lower, and the effective smoothness, the one per unit of
+    step length, is what "smoother" means); ``moves_<place>``: noisy BN's
+    :func:`wander` against BN's (higher moves more: the noise is there).
     """
     arms = runs_by_arm(results)
+    high = runs_by_arm(results, HIGH_RATE_ARMS)
     found = {"noisy_vs_bn": plots.compare_runs(arms["sgd-noisy"], arms["sgd-bn"]),
              "noisy_vs_none": plots.compare_runs(arms["sgd-noisy"], arms["sgd-none"]),
-             "bn_vs_none": plots.compare_runs(arms["sgd-bn"], arms["sgd-none"])}
+             "bn_vs_none": plots.compare_runs(arms["sgd-bn"], arms["sgd-none"]),
+             "high_noisy_vs_bn": plots.compare_runs(high[NOISY_HIGH], high[BN_HIGH]),
+             "high_noisy_vs_none": plots.compare_runs(high[NOISY_HIGH], high[NONE_HIGH]),
+             "high_bn_vs_none": plots.compare_runs(high[BN_HIGH], high[NONE_HIGH])}
     for probe in ICS_PROBES:
         layer = probe.split(":")[1]
         means = {}
@@ -210,12 +250,13 @@ def verdicts(results: list[dict]) -> dict[str, dict]:
                                    [-v for v in means["sgd-none"]]),
             "bn": means["sgd-bn"], "none": means["sgd-none"]}
     for column in LANDSCAPE_COLUMNS:
-        means = {name: seed_mean(arms[name], LANDSCAPE_PROBE, column, EARLY_EPOCHS)
-                 if arms[name] else [] for name in ("sgd-none", "sgd-bn")}
-        found[column] = {
-            **plots.compare_values([-v for v in means["sgd-bn"]],
-                                   [-v for v in means["sgd-none"]]),
-            "bn": means["sgd-bn"], "none": means["sgd-none"]}
+        for window, epochs in LANDSCAPE_WINDOWS.items():
+            means = {name: seed_mean(arms[name], LANDSCAPE_PROBE, column, epochs)
+                     for name in ("sgd-none", "sgd-bn")}
+            found[f"{column}:{window}"] = {
+                **plots.compare_values([-v for v in means["sgd-bn"]],
+                                       [-v for v in means["sgd-none"]]),
+                "bn": means["sgd-bn"], "none": means["sgd-none"]}
     for place in NORM_PLACES:
         moved = {name: [wander(r, place) for r in arms[name]
                         if norm_output_probe(place) in r.get("probes", {})]
@@ -230,6 +271,10 @@ def _mean(values) -> str:
     return f"{statistics.fmean(values):.3g}" if values else "–"
 
 
+def _accuracy(runs: list[dict]) -> str:
+    return f"{statistics.fmean(plots.last_n_means(runs)):.3f}" if runs else "not trained yet"
+
+
 def findings_markdown(results: list[dict]) -> str:
     """The verdicts in words (what is not trained yet says so)."""
     arms = runs_by_arm(results)
@@ -239,9 +284,8 @@ def findings_markdown(results: list[dict]) -> str:
                 f"{plots.and_join(missing)} yet; the findings are written from its files "
                 f"once every arm has one.")
     found = verdicts(results)
+    high = runs_by_arm(results, HIGH_RATE_ARMS)
     say = plots.verdict_sentence
-    accuracy = {name: statistics.fmean(plots.last_n_means(runs))
-                for name, runs in arms.items()}
     moves = [found[f"moves_{place}"] for place in NORM_PLACES]
     lines = [
         "- **Does the noise move the distributions?** Mean change of channel 0's "
@@ -249,13 +293,19 @@ def findings_markdown(results: list[dict]) -> str:
             f"{place}: BN {_mean(row['bn'])}, noisy BN {_mean(row['noisy'])} "
             f"({say(row['verdict'], 'noisy BN', 'BN')})"
             for place, row in zip(NORM_PLACES, moves)) + ".",
-        f"- **Noisy BN.** Test accuracy (last five evaluations): noisy BN "
-        f"{accuracy['sgd-noisy']:.3f}, BN {accuracy['sgd-bn']:.3f}, no BN "
-        f"{accuracy['sgd-none']:.3f}, the noise without BN "
-        f"{accuracy['sgd-noise']:.3f}. Noisy BN against BN: "
+        f"- **Noisy BN at learning rate {RATES['base']:g}.** Test accuracy (last "
+        f"five evaluations): noisy BN {_accuracy(arms['sgd-noisy'])}, BN "
+        f"{_accuracy(arms['sgd-bn'])}, no BN {_accuracy(arms['sgd-none'])}, the noise "
+        f"without BN {_accuracy(arms['sgd-noise'])}. Noisy BN against BN: "
         f"{say(found['noisy_vs_bn']['verdict'], 'noisy BN', 'BN')}; noisy BN against "
         f"no BN: {say(found['noisy_vs_none']['verdict'], 'noisy BN', 'no BN')}; BN "
-        f"against no BN: {say(found['bn_vs_none']['verdict'], 'BN', 'no BN')}."]
+        f"against no BN: {say(found['bn_vs_none']['verdict'], 'BN', 'no BN')}.",
+        f"- **Noisy BN at learning rate {RATES['high']:g}.** Test accuracy: noisy BN "
+        f"{_accuracy(high[NOISY_HIGH])}, BN {_accuracy(high[BN_HIGH])} (chapter 06's "
+        f"follow-up), no BN {_accuracy(high[NONE_HIGH])}. Noisy BN against BN: "
+        f"{say(found['high_noisy_vs_bn']['verdict'], 'noisy BN', 'BN')}; noisy BN "
+        f"against no BN: {say(found['high_noisy_vs_none']['verdict'], 'noisy BN', 'no BN')}"
+        f"; BN against no BN: {say(found['high_bn_vs_none']['verdict'], 'BN', 'no BN')}."]
     for probe in ICS_PROBES:
         layer = probe.split(":")[1]
         row = found[f"ics_{layer}"]
@@ -263,25 +313,57 @@ def findings_markdown(results: list[dict]) -> str:
             f"- **ICS at {layer}.** ‖G − G′‖ / ‖G‖ averaged over training: no BN "
             f"{_mean(row['none'])}, BN {_mean(row['bn'])} "
             f"({say(row['verdict'], 'BN', 'no BN', 'below')}).")
-    parts = []
-    for column, label in LANDSCAPE_COLUMNS.items():
-        row = found[column]
-        parts.append(f"{label}: no BN {_mean(row['none'])}, BN {_mean(row['bn'])} "
-                     f"({say(row['verdict'], 'BN', 'no BN', 'below')})")
-    lines.append(f"- **Landscape, first {EARLY_EPOCHS} epochs.** " + "; ".join(parts)
-                 + ". Only the effective smoothness is per unit of step length; the "
-                   "other two grow with the gradient's size.")
+    for window in LANDSCAPE_WINDOWS:
+        parts = []
+        for column, label in LANDSCAPE_COLUMNS.items():
+            row = found[f"{column}:{window}"]
+            parts.append(f"{label}: no BN {_mean(row['none'])}, BN {_mean(row['bn'])} "
+                         f"({say(row['verdict'], 'BN', 'no BN', 'below')})")
+        lines.append(f"- **Landscape, {window_label(window)}.** " + "; ".join(parts) + ".")
+    lines[-1] += (" Only the effective smoothness is per unit of step length; the other "
+                  "two grow with the gradient's size.")
     return "\n".join(lines)
+
+
+def _noisy_point(found: dict) -> tuple:
+    """The paper's first claim as a point of :func:`plots.claims_paragraph`:
+    judged at the rates where BN is clearly ahead of no BN (only there has
+    noisy BN a benefit of BN to keep); untestable where it is at neither."""
+    say = plots.verdict_sentence
+    prefix = {"base": "", "high": "high_"}
+    used = tuple(found[f"{prefix[r]}{key}"]["verdict"] for r in RATES
+                 for key in ("bn_vs_none", "noisy_vs_bn", "noisy_vs_none"))
+    helped = [r for r in RATES if found[f"{prefix[r]}bn_vs_none"]["verdict"] == plots.CLEAR]
+    question = "whether noisy BN keeps BN's lead over no BN"
+
+    def against(rate):
+        return (f"at learning rate {RATES[rate]:g}, noisy BN against BN: "
+                f"{say(found[prefix[rate] + 'noisy_vs_bn']['verdict'], 'noisy BN', 'BN')}"
+                f"; against no BN: "
+                f"{say(found[prefix[rate] + 'noisy_vs_none']['verdict'], 'noisy BN', 'no BN')}")
+
+    if not helped:
+        return (used, None, "", "whether noisy BN keeps BN's lead: BN is not clearly "
+                "ahead of no BN at either rate, so there is no lead to keep", question)
+    agrees = all(found[prefix[r] + "noisy_vs_bn"]["verdict"]
+                 in (plots.WITHIN_SPREAD, plots.CLEAR)
+                 and found[prefix[r] + "noisy_vs_none"]["verdict"] == plots.CLEAR
+                 for r in helped)
+    words = "; ".join(against(r) for r in helped)
+    return (used, agrees,
+            "noisy BN keeps BN's lead over no BN where BN has one (" + words + ")",
+            "noisy BN does not keep BN's lead over no BN (" + words + ")", question)
 
 
 def what_is_left(results: list[dict]) -> str:
     """The chapter's closing paragraph, from the verdicts: on which of the
     paper's three points our network agrees, and on which it does not.
 
-    Agreeing means: noisy BN not clearly behind BN *and* clearly ahead of no
-    BN; BN's relative ICS not clearly below no BN's at either layer; BN's
-    effective smoothness clearly below no BN's. A side with one seed leaves a
-    point open."""
+    Agreeing means: where BN is clearly ahead of no BN, noisy BN not clearly
+    behind BN and clearly ahead of no BN (at neither rate: not testable);
+    BN's relative ICS not clearly below no BN's at either layer; BN's
+    effective smoothness clearly below no BN's in both windows. A side with
+    one seed leaves a point open."""
     arms = runs_by_arm(results)
     if not all(arms.values()):
         return ("**PRELIMINARY:** the closing verdict is written from the "
@@ -290,37 +372,41 @@ def what_is_left(results: list[dict]) -> str:
     say = plots.verdict_sentence
     ics = {probe.split(":")[1]: found[f"ics_{probe.split(':')[1]}"]["verdict"]
            for probe in ICS_PROBES}
-    smooth = found["effective_smoothness"]["verdict"]
-    noisy = (found["noisy_vs_bn"]["verdict"], found["noisy_vs_none"]["verdict"])
+    smooth = {window: found[f"effective_smoothness:{window}"]["verdict"]
+              for window in LANDSCAPE_WINDOWS}
+    smooth_words = "; ".join(f"{window_label(window)}: {say(v, 'BN', 'no BN', 'below')}"
+                             for window, v in smooth.items())
     points = [  # (verdicts used, agrees?, agreeing words, disagreeing words, question)
-        (noisy, noisy[0] in (plots.WITHIN_SPREAD, plots.CLEAR)
-         and noisy[1] == plots.CLEAR,
-         "noisy BN trains as well as BN (against BN: "
-         f"{say(noisy[0], 'noisy BN', 'BN')}) and better than no BN",
-         f"noisy BN against BN: {say(noisy[0], 'noisy BN', 'BN')}; against no BN: "
-         f"{say(noisy[1], 'noisy BN', 'no BN')}",
-         "whether noisy BN trains as well as BN and better than no BN"),
+        _noisy_point(found),
         (tuple(ics.values()), all(v in (plots.WITHIN_SPREAD, plots.CLEAR_OTHER_WAY)
                                   for v in ics.values()),
-         "BN does not reduce the measured internal covariate shift",
+         "BN does not clearly reduce the measured internal covariate shift",
          "BN reduces the measured shift at " + ", ".join(
              layer for layer, v in ics.items() if v == plots.CLEAR),
          "whether BN reduces the measured internal covariate shift"),
-        ((smooth,), smooth == plots.CLEAR,
-         "BN makes the loss landscape smoother (effective smoothness: "
-         f"{say(smooth, 'BN', 'no BN', 'below')})",
-         "BN's effective smoothness is not clearly lower (" +
-         say(smooth, "BN", "no BN", "below") + ")",
+        (tuple(smooth.values()), all(v == plots.CLEAR for v in smooth.values()),
+         f"BN makes the loss landscape smoother (effective smoothness, {smooth_words})",
+         f"BN's effective smoothness is not clearly lower throughout ({smooth_words})",
          "whether BN makes the loss landscape smoother"),
     ]
     paragraph, agreeing = plots.claims_paragraph(points)
     parts = [paragraph]
-    bn_verdict = found["bn_vs_none"]["verdict"]
-    if bn_verdict in (plots.ONE_SEED, plots.MISSING):
+    base, high = found["bn_vs_none"]["verdict"], found["high_bn_vs_none"]["verdict"]
+    unjudged = (plots.ONE_SEED, plots.MISSING)
+    if base in unjudged:
         parts.append("Too few seeds to judge whether BN itself is ahead of no BN.")
-    elif bn_verdict != plots.CLEAR:
-        parts.append("BN itself is not clearly ahead of no BN at this learning rate "
-                     f"({say(found['bn_vs_none']['verdict'], 'BN', 'no BN')}), so "
+    elif base != plots.CLEAR and high == plots.CLEAR:
+        parts.append(f"At learning rate {RATES['base']:g} BN itself is not clearly ahead "
+                     f"of no BN ({say(base, 'BN', 'no BN')}); its benefit on this network "
+                     f"is the larger rate it tolerates (at {RATES['high']:g}: "
+                     f"{say(high, 'BN', 'no BN')}), the benefit a smoother landscape "
+                     "would explain.")
+    elif base != plots.CLEAR and high in unjudged:
+        parts.append(f"At learning rate {RATES['base']:g} BN itself is not clearly ahead "
+                     f"of no BN ({say(base, 'BN', 'no BN')}); the runs at "
+                     f"{RATES['high']:g} are still to be trained.")
+    elif base != plots.CLEAR:
+        parts.append("BN is not clearly ahead of no BN at either learning rate, so "
                      "there is little benefit here for any mechanism to explain.")
     elif agreeing == len(points):
         parts.append("What survives of the original explanation, then, is a name "

@@ -268,7 +268,7 @@ def test_the_chapters_answer_by_hand():
     assert ("With Adam at the article's rate (0.001) BN reaches 0.690 against 0.660"
             in text)
     assert ("At Adam's 0.01 only the network with BN learns (BN 0.660, no BN 0.100, "
-            "chance): at the article's rate Adam trains both networks" in text)
+            "chance): the article's rate is one at which both networks train" in text)
     # the follow-up: at BN's highest rate BN is there in fewer steps, every seed;
     # at the same rate one seed each way (no clear difference)
     slow = [0.40, 0.50, 0.55, 0.58, 0.59, 0.61, 0.62]
@@ -280,11 +280,11 @@ def test_the_chapters_answer_by_hand():
     text = optimizer.what_we_found(figure1, lrmap, followup, lradam, rates=rates)
     assert ("that a higher rate lets BN reach 0.60 in fewer steps (BN at its highest "
             "usable rate against no BN at its best: every seed of BN below every seed "
-            "of no BN; it ends at 0.686 against 0.590: every seed of BN above every "
+            "of no BN; counted at evaluations 390 steps apart; it ends at 0.686 against 0.590: every seed of BN above every "
             "seed of no BN)." in text)
     assert ("at the same rate BN alone does not reach 0.60 in clearly fewer steps (BN "
             "against no BN, both at the no-BN best rate: no clear difference, the seed "
-            "ranges overlap)" in text)
+            "ranges overlap; counted at evaluations 390 steps apart)" in text)
     assert "Not judged yet" not in text
     assert ("On the book's CNN, both at the no-BN best rate for 7 epochs, BN ends at "
             "0.593 against 0.590 (no clear difference, the seed ranges overlap); its "
@@ -480,3 +480,26 @@ def _notebook_stream_outputs() -> list[str]:
     notebook = json.loads(NOTEBOOK.read_text())
     return ["".join(output.get("text", "")) for cell in notebook["cells"]
             for output in cell.get("outputs", []) if output.get("output_type") == "stream"]
+
+
+def test_figure1s_rate_is_the_pilots_best():
+    """Part A trains at the rate its committed pilot found best for the network
+    without BN; the pilot is that network at three rates, nothing else
+    changed; the notebook prints the pilot's sentence from the files."""
+    from bnlib import config as C
+
+    plain = GRIDS["figure1"].runs[0]
+    pilot = GRIDS["figure1pilot"].runs
+    assert C.FIGURE1_LEARNING_RATE in C.FIGURE1_PILOT_RATES
+    assert [run.learning_rate for run in pilot] == list(C.FIGURE1_PILOT_RATES)
+    assert all(run.replace(name=plain.name, learning_rate=plain.learning_rate,
+                           probes=plain.probes) == plain for run in pilot)
+    assert get_profile(GRIDS["figure1pilot"].profile).epochs * get_profile(
+        GRIDS["figure1pilot"].profile).steps_per_epoch == 10_000
+    results = _committed("figure1pilot")
+    assert len(results) == len(pilot), "train the pilot: python -m bnlib run --grid figure1pilot"
+    assert optimizer.pilot_best_rate(results) == C.FIGURE1_LEARNING_RATE
+    text = optimizer.pilot_findings(results, len(pilot))
+    assert text.endswith(f"the best rate is {C.FIGURE1_LEARNING_RATE:g}.")
+    outputs = _notebook_markdown_outputs()
+    assert text in outputs, f"re-execute notebook 06: the pilot now reads\n{text}"

@@ -547,7 +547,7 @@ def test_standardized_inputs_use_and_record_the_training_statistics(synthetic):
 
 def test_noisy_bn_draws_the_papers_noise_in_training_only():
     """Santurkar et al.'s noise: per step and channel mu ~ U(-0.5, 0.5), sigma ~
-    U(1, 1.25); per example and position m ~ U(mu -+ 0.1), s ~ N(sigma, 0.1)."""
+    U(1, 1.25); per example and position m ~ U(mu -+ 0.1), s ~ N(sigma, 0.1**2)."""
     import tensorflow as tf
 
     from bnlib.layers import NoisyBatchNorm

@@ -283,7 +283,7 @@ def test_the_landscape_of_a_linear_softmax_worked_out_by_hand(synthetic):
 # ----------------------------------------------------------------- noise only
 def test_noise_only_is_the_identity_at_inference_and_the_papers_noise_in_training():
     """In training: per step and channel mu ~ U(-0.5, 0.5), sigma ~ U(1, 1.25),
-    per example and position m ~ U(mu -+ 0.1), s ~ N(sigma, 0.1), on the input
+    per example and position m ~ U(mu -+ 0.1), s ~ N(sigma, 0.1**2), on the input
     as it comes (not normalized); at inference: the input itself."""
     import tensorflow as tf
 
@@ -377,7 +377,9 @@ def _fake_arm(name, seed, accuracy, ics_l2=None, landscape=None, channel_means=N
     return result
 
 
-def test_chapter_07_verdicts_from_hand_made_results():
+def _hand_made_results(high_rate: bool = True) -> list[dict]:
+    """Two seeds of every arm: BN ahead of no BN, noisy BN level with BN; BN
+    shifts its gradients more; BN's landscape three times smoother."""
     results = []
     for seed in range(2):
         results += [_fake_arm("sgd-none", seed, 0.60 + seed / 100, 0.2 + 0.04 * seed, 1.0),
@@ -386,19 +388,42 @@ def test_chapter_07_verdicts_from_hand_made_results():
                     _fake_arm("sgd-noisy", seed, 0.695 + seed / 50,
                               channel_means=[-0.4, 0.4 + seed / 10]),
                     _fake_arm("sgd-noise", seed, 0.5, channel_means=[0.0])]
+        if high_rate:
+            results += [_fake_arm(santurkar.NONE_HIGH, seed, 0.40 + seed / 100),
+                        _fake_arm(santurkar.BN_HIGH, seed, 0.69 + seed / 100),
+                        _fake_arm(santurkar.NOISY_HIGH, seed, 0.68 + seed / 50)]
+    return results
+
+
+def _with_accuracy(results, name, accuracy):
+    return [dict(r, curve=[p[:4] + [accuracy + r["seed"] / 100] for p in r["curve"]])
+            if r["name"] == name else r for r in results]
+
+
+def test_chapter_07_verdicts_from_hand_made_results():
+    results = _hand_made_results()
     found = santurkar.verdicts(results)
     assert found["noisy_vs_bn"]["verdict"] == plots.WITHIN_SPREAD
     assert found["noisy_vs_none"]["verdict"] == plots.CLEAR
+    assert found["high_bn_vs_none"]["verdict"] == plots.CLEAR
+    assert found["high_noisy_vs_bn"]["verdict"] == plots.WITHIN_SPREAD
     # BN shifts more here (0.2 vs 0.1 of the gradient): "other way round"
     assert found["ics_dense1"]["verdict"] == plots.CLEAR_OTHER_WAY
     assert found["ics_dense1"]["bn"] == pytest.approx([0.2, 0.22])
     for column in santurkar.LANDSCAPE_COLUMNS:
-        assert found[column]["verdict"] == plots.CLEAR
+        for window in santurkar.LANDSCAPE_WINDOWS:
+            assert found[f"{column}:{window}"]["verdict"] == plots.CLEAR
     text = santurkar.findings_markdown(results)
     assert "averaged over training: no BN 0.11, BN 0.21" in text  # l2 / norm
     assert "loss range along the gradient: no BN 1, BN 0.3" in text
+    assert "- **Landscape, epochs 1–3.**" in text
+    assert "- **Landscape, after epoch 3.**" in text
     assert santurkar.findings_markdown(results[:2]).startswith("**PRELIMINARY")
     assert "BN against no BN: every seed of BN above every seed of no BN." in text
+    assert ("- **Noisy BN at learning rate 0.1.** Test accuracy: noisy BN 0.690, BN 0.695 "
+            "(chapter 06's follow-up), no BN 0.405.") in text
+    assert "no BN not trained yet" in santurkar.findings_markdown(
+        _hand_made_results(high_rate=False))
     assert ("‖G − G′‖ / ‖G‖ averaged over training: no BN 0.11, BN 0.21 (every seed "
             "of no BN below every seed of BN)") in text
     # the channel mean alternates: it changes by 0.1 at every evaluation with BN,
@@ -414,28 +439,94 @@ def test_chapter_07_verdicts_from_hand_made_results():
     fig = santurkar.distribution_figure(results)
     assert len(fig.axes) == 9 and fig.dpi >= 150  # 3 arms x 3 places
     assert santurkar.distribution_figure(results[:1]) is None  # no BN: no layer
-    # noisy BN level with BN and ahead of no BN: agrees; BN shifts more: agrees
-    # (not reduced); BN's effective smoothness lower: agrees
+    fig = santurkar.accuracy_figure(results, 4, arms=santurkar.HIGH_RATE_ARMS)
+    assert "Learning rate 0.1" in fig.axes[0].get_title()
+
+
+def test_chapter_07_closing_paragraph_case_by_case():
+    results = _hand_made_results()
+    # noisy BN level with BN and ahead of no BN at both rates: agrees; BN shifts
+    # more: agrees (not reduced); BN's effective smoothness lower in both
+    # windows: agrees
     assert santurkar.what_is_left(results) == (
-        "Our network agrees with the paper that noisy BN trains as well as BN "
-        "(against BN: no clear difference, the seed ranges overlap) and better than "
-        "no BN; that BN does not reduce the measured internal covariate shift; that "
-        "BN makes the loss landscape smoother (effective smoothness: every seed of BN "
-        "below every seed of no BN). What survives of the original explanation, then, "
-        "is a name for a real phenomenon — layers do move under each other — not the "
-        "mechanism by which BN helps.")
+        "Our network agrees with the paper that noisy BN keeps BN's lead over no BN "
+        "where BN has one (at learning rate 0.01, noisy BN against BN: no clear "
+        "difference, the seed ranges overlap; against no BN: every seed of noisy BN "
+        "above every seed of no BN; at learning rate 0.1, noisy BN against BN: no clear "
+        "difference, the seed ranges overlap; against no BN: every seed of noisy BN "
+        "above every seed of no BN); that BN does not clearly reduce the measured "
+        "internal covariate shift; that BN makes the loss landscape smoother (effective "
+        "smoothness, epochs 1–3: every seed of BN below every seed of no BN; after "
+        "epoch 3: every seed of BN below every seed of no BN). What survives of the "
+        "original explanation, then, is a name for a real phenomenon — layers do move "
+        "under each other — not the mechanism by which BN helps.")
     assert santurkar.what_is_left(results[:2]).startswith("**PRELIMINARY")
     rougher = [dict(r, probes={**r["probes"], "landscape": [  # BN's 3.0 vs 1.0
         [row[0], *(10 * v for v in row[1:])] for row in r["probes"]["landscape"]]})
         if r["name"] == "sgd-bn" else r for r in results]
-    assert ("Where it differs: BN's effective smoothness is not clearly lower (every "
-            "seed of no BN below every seed of BN).") in santurkar.what_is_left(rougher)
-    level = [dict(r, curve=[p[:4] + [0.6] for p in r["curve"]])
-             if r["name"] == "sgd-bn" else r for r in results]  # BN = no BN's 0.60
-    assert santurkar.what_is_left(level).endswith(
-        "BN itself is not clearly ahead of no BN at this learning rate (no clear "
-        "difference, the seed ranges overlap), so there is little benefit here for "
-        "any mechanism to explain.")
+    assert ("Where it differs: BN's effective smoothness is not clearly lower throughout "
+            "(epochs 1–3: every seed of no BN below every seed of BN; after epoch 3: "
+            "every seed of no BN below every seed of BN).") in santurkar.what_is_left(rougher)
+    # BN level with no BN at the base rate, ahead at the high rate: the noisy
+    # point is judged at the high rate only, and the closing names the benefit
+    level = _with_accuracy(results, "sgd-bn", 0.60)
+    text = santurkar.what_is_left(level)
+    assert ("noisy BN keeps BN's lead over no BN where BN has one (at learning rate "
+            "0.1, noisy BN against BN") in text
+    assert text.endswith(
+        "At learning rate 0.01 BN itself is not clearly ahead of no BN (no clear "
+        "difference, the seed ranges overlap); its benefit on this network is the "
+        "larger rate it tolerates (at 0.1: every seed of BN above every seed of no BN), "
+        "the benefit a smoother landscape would explain.")
+    # ... and noisy BN losing it there: differs
+    lost = _with_accuracy(level, santurkar.NOISY_HIGH, 0.40)
+    assert ("Where it differs: noisy BN does not keep BN's lead over no BN (at learning "
+            "rate 0.1, noisy BN against BN: every seed of BN above every seed of noisy "
+            "BN; against no BN: no clear difference") in santurkar.what_is_left(lost)
+    # BN level with no BN at both rates: nothing to keep, not testable
+    flat = _with_accuracy(level, santurkar.BN_HIGH, 0.40)
+    text = santurkar.what_is_left(flat)
+    assert ("Cannot be tested here: whether noisy BN keeps BN's lead: BN is not clearly "
+            "ahead of no BN at either rate, so there is no lead to keep.") in text
+    assert text.endswith("BN is not clearly ahead of no BN at either learning rate, so "
+                         "there is little benefit here for any mechanism to explain.")
+    # the high-rate runs not trained yet: that point stays open
+    text = santurkar.what_is_left(_with_accuracy(_hand_made_results(high_rate=False),
+                                                 "sgd-bn", 0.60))
+    assert "Not judged yet: whether noisy BN keeps BN's lead over no BN." in text
+    assert text.endswith("the runs at 0.1 are still to be trained.")
+
+
+def test_chapter_07_reads_bn_at_the_high_rate_from_chapter_06s_followup():
+    """BN at the high rate is not trained twice: the follow-up's run is the
+    configuration the santurkar grid would train (name and probes aside), and
+    where the two grids share a configuration their committed curves agree to
+    the last digit (probes never change a trajectory)."""
+    import json
+    from pathlib import Path
+
+    followup = {run.name: run for run in C.get_grid("lrfollowup").runs}
+    bn_high = followup[santurkar.BN_HIGH]
+    noisy_high = GRID.run(santurkar.NOISY_HIGH)
+    assert bn_high.replace(name="x", probes=()) == noisy_high.replace(
+        name="x", norm_conv="batch", norm_dense="batch")
+    bn_base = followup[f"sgd-bn-both-lr{C.SANTURKAR_LEARNING_RATE:g}"]
+    assert bn_base.replace(name="x", probes=()) == GRID.run("sgd-bn").replace(
+        name="x", **NO_PROBES)
+    root = Path(__file__).resolve().parents[1] / "results"
+    compared = 0
+    for ours, theirs in (("sgd-bn", bn_base.name),
+                         ("sgd-none", f"sgd-none-lr{C.SANTURKAR_LEARNING_RATE:g}")):
+        for seed in range(2):
+            a, b = (root / "santurkar" / f"{ours}-s{seed}.json",
+                    root / "lrfollowup" / f"{theirs}-s{seed}.json")
+            if a.exists() and b.exists():
+                curves = [json.loads(f.read_text())["curve"] for f in (a, b)]
+                assert curves[0] == curves[1], (ours, seed)
+                compared += 1
+    assert compared >= 2  # seed 0 of both is committed
+    assert santurkar.with_followup([], [{"name": santurkar.BN_HIGH}, {"name": "x"}]) == [
+        {"name": santurkar.BN_HIGH}]
 
 
 def test_chapter_07_states_what_the_files_give():
@@ -446,7 +537,9 @@ def test_chapter_07_states_what_the_files_give():
 
     root = Path(__file__).resolve().parents[1]
     folder = root / "results" / "santurkar"
-    results = R.load_results(folder) if folder.is_dir() else []
+    followup = root / "results" / "lrfollowup"
+    results = santurkar.with_followup(R.load_results(folder) if folder.is_dir() else [],
+                                      R.load_results(followup) if followup.is_dir() else [])
     cells = json.loads((root / "notebooks" / "07_santurkar.ipynb").read_text())["cells"]
     outputs = ["".join(o["data"]["text/markdown"]) for c in cells
                for o in c.get("outputs", []) if "text/markdown" in o.get("data", {})]

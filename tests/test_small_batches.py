@@ -516,11 +516,11 @@ def test_chapter_08_answers_wu_and_he_by_hand():
     results = _small_grid()
     text = smallbatch.what_we_found(results)
     assert text.startswith(
-        "Our network agrees with the paper that BN loses accuracy when its statistics "
+        "Our network agrees with the papers that BN loses accuracy when its statistics "
         "come from groups of 2 (every seed of g = 128 above every seed of g = 2); that "
         "GroupNorm, which needs no batch, beats BN with groups of 2 (every seed of "
-        "GroupNorm above every seed of BN g = 2); that at the full batch BN is at least "
-        "as good as GroupNorm (every seed of BN g = 128 above every seed of GroupNorm). "
+        "GroupNorm above every seed of BN g = 2); that at the full batch BN is not "
+        "behind GroupNorm (every seed of BN g = 128 above every seed of GroupNorm). "
         "Not judged yet: how LayerNorm compares with BN; whether Batch Renorm helps "
         "with tiny groups.")
     assert text.endswith("score +0.050 higher when the test batches bring their own "
@@ -534,6 +534,17 @@ def test_chapter_08_answers_wu_and_he_by_hand():
     assert ("Where it differs: at the full batch GroupNorm beats BN (every seed of "
             "GroupNorm above every seed of BN g = 128).") in text
     assert smallbatch.what_we_found([]).startswith("**PRELIMINARY")
+    # BN not hurt by groups of 2 (and the moving averages better than the test
+    # batches'): Batch Renorm has nothing to recover
+    level = [_fake_run(r["name"], r["seed"], 0.70 + r["seed"] / 100,
+                       0.60 + r["seed"] / 100) if r["name"] == "ghost-g2" else r
+             for r in _small_grid()]
+    level += [_fake_run("renorm-g2", seed, 0.71 + seed / 100, 0.7) for seed in range(2)]
+    text = smallbatch.what_we_found(level)
+    assert ("Cannot be tested here: whether Batch Renorm recovers what BN loses with "
+            "groups of 2: BN does not clearly lose anything there.") in text
+    assert text.endswith("in every seed (-0.100): the mismatch at inference is not "
+                         "the larger cost here.")
 
 
 def test_layernorm_of_a_convolution_is_wu_and_hes():
