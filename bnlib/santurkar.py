@@ -51,11 +51,29 @@ def with_followup(results: list[dict], followup_results: list[dict]) -> list[dic
     return list(results) + [r for r in followup_results if r["name"] == BN_HIGH]
 
 
-def runs_by_arm(results: list[dict], arms: dict[str, str] = ARMS
-                ) -> dict[str, list[dict]]:
-    """The finished seeds of each arm (an arm without any: an empty list)."""
-    return {name: [r for r in results if r["name"] == name and r["status"] == "complete"]
+def runs_by_arm(results: list[dict], arms: dict[str, str] = ARMS,
+                statuses: tuple[str, ...] = ("complete",)) -> dict[str, list[dict]]:
+    """The complete seeds of each arm (an arm without any: an empty list);
+    ``statuses=("complete", "diverged")`` adds the seeds that diverged."""
+    return {name: [r for r in results if r["name"] == name and r["status"] in statuses]
             for name in arms}
+
+
+# a seed that diverged learned nothing usable: it counts as guessing
+CHANCE_ACCURACY = 1 / 10
+
+
+def seed_accuracies(runs: list[dict]) -> list[float]:
+    """Per seed: the mean test accuracy of its last evaluations, or
+    :data:`CHANCE_ACCURACY` for a seed that diverged."""
+    return [plots.last_n_means([r])[0] if r["status"] == "complete" else CHANCE_ACCURACY
+            for r in runs]
+
+
+def compare_arms(results: list[dict], first: str, second: str) -> dict:
+    """The book's rule on two arms' :func:`seed_accuracies` (``first`` ahead)."""
+    arms = runs_by_arm(results, {**ARMS, **HIGH_RATE_ARMS}, ("complete", "diverged"))
+    return plots.compare_values(seed_accuracies(arms[first]), seed_accuracies(arms[second]))
 
 
 def accuracy_figure(results: list[dict], column: int = 4, y_limits=None,
@@ -223,7 +241,8 @@ def verdicts(results: list[dict]) -> dict[str, dict]:
     still far ahead); ``bn_vs_none``: BN against no BN (what there is to
     explain); the same three with the prefix ``high_`` at
     :data:`SANTURKAR_HIGH_RATE` (``results`` holding BN's runs there, see
-    :func:`with_followup`); ``ics_<layer>``: no BN's mean relative ICS against
+    :func:`with_followup`; a seed that diverged counts as chance, see
+    :func:`seed_accuracies`); ``ics_<layer>``: no BN's mean relative ICS against
     BN's (lower is less shift; the paper: BN does not reduce it);
     ``<landscape column>:<window>``: BN's mean in each of
     :data:`LANDSCAPE_WINDOWS` against no BN's (lower counts as ahead; the
@@ -232,13 +251,12 @@ def verdicts(results: list[dict]) -> dict[str, dict]:
     :func:`wander` against BN's (higher moves more: the noise is there).
     """
     arms = runs_by_arm(results)
-    high = runs_by_arm(results, HIGH_RATE_ARMS)
-    found = {"noisy_vs_bn": plots.compare_runs(arms["sgd-noisy"], arms["sgd-bn"]),
-             "noisy_vs_none": plots.compare_runs(arms["sgd-noisy"], arms["sgd-none"]),
-             "bn_vs_none": plots.compare_runs(arms["sgd-bn"], arms["sgd-none"]),
-             "high_noisy_vs_bn": plots.compare_runs(high[NOISY_HIGH], high[BN_HIGH]),
-             "high_noisy_vs_none": plots.compare_runs(high[NOISY_HIGH], high[NONE_HIGH]),
-             "high_bn_vs_none": plots.compare_runs(high[BN_HIGH], high[NONE_HIGH])}
+    found = {"noisy_vs_bn": compare_arms(results, "sgd-noisy", "sgd-bn"),
+             "noisy_vs_none": compare_arms(results, "sgd-noisy", "sgd-none"),
+             "bn_vs_none": compare_arms(results, "sgd-bn", "sgd-none"),
+             "high_noisy_vs_bn": compare_arms(results, NOISY_HIGH, BN_HIGH),
+             "high_noisy_vs_none": compare_arms(results, NOISY_HIGH, NONE_HIGH),
+             "high_bn_vs_none": compare_arms(results, BN_HIGH, NONE_HIGH)}
     for probe in ICS_PROBES:
         layer = probe.split(":")[1]
         means = {}
@@ -272,7 +290,13 @@ def _mean(values) -> str:
 
 
 def _accuracy(runs: list[dict]) -> str:
-    return f"{statistics.fmean(plots.last_n_means(runs)):.3f}" if runs else "not trained yet"
+    """An arm's mean accuracy over its seeds, saying how many diverged."""
+    if not runs:
+        return "not trained yet"
+    diverged = sum(r["status"] == "diverged" for r in runs)
+    return (f"{statistics.fmean(seed_accuracies(runs)):.3f}"
+            + (f" ({diverged} of {len(runs)} seeds diverged, counted as chance)"
+               if diverged else ""))
 
 
 def findings_markdown(results: list[dict]) -> str:
@@ -284,7 +308,8 @@ def findings_markdown(results: list[dict]) -> str:
                 f"{plots.and_join(missing)} yet; the findings are written from its files "
                 f"once every arm has one.")
     found = verdicts(results)
-    high = runs_by_arm(results, HIGH_RATE_ARMS)
+    arms = runs_by_arm(results, ARMS, ("complete", "diverged"))
+    high = runs_by_arm(results, HIGH_RATE_ARMS, ("complete", "diverged"))
     say = plots.verdict_sentence
     moves = [found[f"moves_{place}"] for place in NORM_PLACES]
     lines = [

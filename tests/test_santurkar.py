@@ -483,6 +483,16 @@ def test_chapter_07_closing_paragraph_case_by_case():
     assert ("Where it differs: noisy BN does not keep BN's lead over no BN (at learning "
             "rate 0.1, noisy BN against BN: every seed of BN above every seed of noisy "
             "BN; against no BN: no clear difference") in santurkar.what_is_left(lost)
+    # noisy BN diverging at the high rate: its seeds count as chance
+    diverged = [dict(r, status="diverged", curve=r["curve"][:3])
+                if r["name"] == santurkar.NOISY_HIGH else r for r in level]
+    found = santurkar.verdicts(diverged)
+    assert found["high_noisy_vs_bn"]["verdict"] == plots.CLEAR_OTHER_WAY
+    assert found["high_noisy_vs_none"]["verdict"] == plots.CLEAR_OTHER_WAY
+    assert ("Test accuracy: noisy BN 0.100 (2 of 2 seeds diverged, counted as chance), "
+            "BN 0.695") in santurkar.findings_markdown(diverged)
+    assert "Where it differs: noisy BN does not keep BN's lead" in santurkar.what_is_left(
+        diverged)
     # BN level with no BN at both rates: nothing to keep, not testable
     flat = _with_accuracy(level, santurkar.BN_HIGH, 0.40)
     text = santurkar.what_is_left(flat)
