@@ -177,11 +177,15 @@ def wu_he_figure(rows: list[dict]):
 
 def curves_figure(results: list[dict], reference: list[dict], names, title: str,
                   y_limits=None):
-    """Test accuracy over epochs of some of the grid's runs and the reference."""
+    """Test accuracy over epochs of some of the grid's runs and the reference;
+    None while none of those runs is finished (the reference alone says
+    nothing about small batches)."""
     series = [(get_grid("smallbatch").run(name).label, finished(results, name))
               for name in names]
+    if not any(runs for _, runs in series):
+        return None
     if reference:
-        series.append(("no normalization (chapter 05)", [
+        series.append(("no normalization, chapter 05", [
             {**r, "curve": [p for p in r["curve"] if p[1] <= LAST_EPOCH + 1e-9]}
             for r in reference]))
     return plots.series_figure(series, title + plots.data_tag(results), y_limits)

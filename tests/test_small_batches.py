@@ -510,6 +510,26 @@ def test_chapter_08_rows_verdicts_and_words():
     assert smallbatch.findings_markdown([]).startswith("**PRELIMINARY")
 
 
+def test_chapter_08_figures_wait_for_the_grid():
+    """Chapter 05's reference alone draws no figure; with the grid's runs
+    both figures are drawn, sharp, with solid lines only."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bnlib import smallbatch
+
+    reference = [_fake_run("std-none-d0", 0, 0.65, epochs=15)]
+    names = ["ghost-g128", "ghost-g2", "groupnorm"]
+    assert smallbatch.curves_figure([], reference, names, "t") is None
+    assert smallbatch.wu_he_figure(smallbatch.error_rows([], reference)) is None
+    results = _small_grid()
+    for fig in (smallbatch.curves_figure(results, reference, names, "t"),
+                smallbatch.wu_he_figure(smallbatch.error_rows(results, reference))):
+        assert fig is not None and fig.dpi >= 150
+        styles = {line.get_linestyle() for ax in fig.axes for line in ax.get_lines()}
+        assert styles == {"-"}, styles
+
+
 def test_chapter_08_answers_wu_and_he_by_hand():
     from bnlib import smallbatch
 
