@@ -177,6 +177,21 @@ FIGURES = {
         ("after, dropout 0.4", "article", "bn-both-d4"),
         ("before, dropout 0.4", "inputs", "bn-both-d4-before")]),
 }
+# one colour per run across the chapter's figures (a run keeps its colour from
+# figure to figure; chapter 04's colours where the run is one of its own)
+SERIES_COLORS = {
+    ("article", "none-d0"): "#303030",
+    ("standardized", "std-none-d0"): "#6a51a3",
+    ("inputs", "unit-none-d0"): "#b8860b",
+    ("inputs", "bninput-none-d0"): "#8c564b",
+    ("article", "bn-both-d0"): plots.COLORS[(True, True)][0.0],
+    ("standardized", "std-bn-both-d0"): "#17becf",
+    ("standardized", "std-bn-conv-d0"): plots.COLORS[(True, False)][0.0],
+    ("standardized", "std-bn-dense-d0"): plots.COLORS[(False, True)][0.0],
+    ("article", "bn-both-d4"): plots.COLORS[(True, True)][0.4],
+    ("inputs", "bn-both-d0-before"): "#d62728",
+    ("inputs", "bn-both-d4-before"): "#e377c2",
+}
 
 
 def control_figure(results: dict[str, list[dict]], name: str, y_limits=plots.Y_LIMITS):
@@ -187,7 +202,8 @@ def control_figure(results: dict[str, list[dict]], name: str, y_limits=plots.Y_L
     tag = plots.data_tag([r for runs in results.values() for r in runs])
     return plots.series_figure(
         [(label, runs_of(results, grid, run_name)) for label, grid, run_name in series],
-        title + tag, y_limits)
+        title + tag, y_limits,
+        colors=[SERIES_COLORS[(grid, run_name)] for _, grid, run_name in series])
 
 
 # --------------------------------------------------------------------------- budget
@@ -407,8 +423,8 @@ def article_figure_pair(results: dict[str, list[dict]], name: str,
                 for grid in SCALINGS}
     if not finished["standardized"] or not finished["article"]:
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(7.4, 5.0), dpi=plots.FIGURE_DPI,
-                             layout="constrained", sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(7.4, 5.2), dpi=plots.FIGURE_DPI,
+                             layout="constrained", sharex=True, sharey=True)
     for ax, (grid, label) in zip(axes, SCALINGS.items()):
         title, run_ids = plots.figure_specs(finished[grid])[name]
         entries = plots.plot_runs(ax, plots.group_by_run(finished[grid]), run_ids,
@@ -416,7 +432,7 @@ def article_figure_pair(results: dict[str, list[dict]], name: str,
         # two short lines a panel: the two titles must not run into each other
         ax.set_title(f"{label}\n{title}", fontsize=9)
         if entries:  # one column under each panel: the legends stay apart too
-            ax.legend(*zip(*entries), fontsize=6.5, loc="upper center",
+            ax.legend(*zip(*entries), fontsize=7.5, loc="upper center",
                       bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
         else:  # none of this figure's runs has finished in this grid
             ax.text(0.5, 0.5, "PRELIMINARY: not trained yet", transform=ax.transAxes,

@@ -167,10 +167,17 @@ def figure1(results: list[dict], probe: str = FIGURE1_PROBE, which: str = "unit"
         ax.set_xlabel(epoch_label)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=9)
-        ax.legend(title="percentile", fontsize=8, title_fontsize=8)
         limits.append(ax.get_ylim())
     for ax in axes[1:]:  # one scale for both, so the drifts compare by eye
         ax.set_ylim(min(l[0] for l in limits), max(l[1] for l in limits))
+    # the percentiles' markers once, under (b) and (c), off their lines
+    from matplotlib.lines import Line2D
+
+    fig.legend([Line2D([], [], color="0.35", marker=marker, lw=1.6)
+                for _, _, marker in PERCENTILE_STYLES],
+               [label for _, label, _ in PERCENTILE_STYLES], title="percentile",
+               loc="outside lower center", ncol=len(PERCENTILE_STYLES), fontsize=8,
+               title_fontsize=8, frameon=False)
     tag = plots.data_tag(finished)
     fig.suptitle(title + tag, fontsize=11)
     return fig

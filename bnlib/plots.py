@@ -156,11 +156,13 @@ PALETTE = ("#303030", "#08519c", "#a63603", "#006d2c", "#6a51a3", "#b8860b")
 
 
 def series_figure(series: list[tuple[str, list[dict]]], title: str,
-                  y_limits=Y_LIMITS, column: int = 4, y_label: str | None = None):
+                  y_limits=Y_LIMITS, column: int = 4, y_label: str | None = None,
+                  colors: list[str] | None = None):
     """Curves of several runs on one axis: per ``(label, finished seeds)`` the
     mean of curve column ``column`` (4: test accuracy, 3: training accuracy)
     over the seeds, their range shaded, epochs below and training steps on
-    top; a legend below. None while no series has a finished run."""
+    top; a legend below. ``colors``: one per series (default: the palette in
+    order). None while no series has a finished run."""
     import matplotlib.pyplot as plt
 
     if not any(runs for _, runs in series):
@@ -175,7 +177,7 @@ def series_figure(series: list[tuple[str, list[dict]]], title: str,
         values = np.array([[p[column] for p in r["curve"][:length]] for r in runs])
         steps = np.array([p[0] for p in runs[0]["curve"][:length]])
         per_epoch = steps_per_epoch(runs)
-        color = PALETTE[position % len(PALETTE)]
+        color = colors[position] if colors else PALETTE[position % len(PALETTE)]
         marker = MARKERS[position % len(MARKERS)]
         (line,) = ax.plot(steps / per_epoch, values.mean(axis=0), "-", color=color,
                           lw=2.0, marker=marker, markersize=4.5, zorder=3)

@@ -33,7 +33,7 @@ RATES = {"base": SANTURKAR_LEARNING_RATE, "high": SANTURKAR_HIGH_RATE}
 ICS_PROBES = ("ics:conv2", "ics:dense1")
 LANDSCAPE_PROBE = "landscape"
 LANDSCAPE_COLUMNS = {"loss_range": "loss range along the gradient",
-                     "grad_change": "gradient change ‖∇L(w_c) − ∇L(w)‖",
+                     "grad_change": "gradient change along the gradient",
                      "effective_smoothness": "effective β-smoothness"}
 # the landscape is compared over the first epochs (measured ten times an
 # epoch there) and over the rest of the run (at the evaluations)
@@ -74,6 +74,15 @@ def compare_arms(results: list[dict], first: str, second: str) -> dict:
     """The book's rule on two arms' :func:`seed_accuracies` (``first`` ahead)."""
     arms = runs_by_arm(results, {**ARMS, **HIGH_RATE_ARMS}, ("complete", "diverged"))
     return plots.compare_values(seed_accuracies(arms[first]), seed_accuracies(arms[second]))
+
+
+def still_training(results: list[dict], arms: dict[str, str] = ARMS) -> str:
+    """"" when every arm has a finished seed (complete or diverged), else a
+    PRELIMINARY line naming the arms that have none."""
+    finished = runs_by_arm(results, arms, ("complete", "diverged"))
+    missing = [label for name, label in arms.items() if not finished[name]]
+    return (f"PRELIMINARY: no finished run yet of {plots.and_join(missing)} "
+            f"(still training)" if missing else "")
 
 
 def accuracy_figure(results: list[dict], column: int = 4, y_limits=None,

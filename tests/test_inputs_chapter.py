@@ -236,3 +236,32 @@ def test_figures_are_drawn_only_from_finished_runs():
     assert fig.dpi >= 150
     assert controls.control_figure(results, "before_after_relu") is None
     assert controls.budget_figure(results) is None
+
+
+def test_a_run_keeps_its_colour_across_the_chapters_figures():
+    """Every run of chapter 05's figures has one colour, its own, in every
+    figure it appears in (chapter 04's colour where it is chapter 04's run)."""
+    import matplotlib
+    from matplotlib.colors import to_hex
+
+    from bnlib import plots
+
+    matplotlib.use("Agg")
+    used = {(grid, name) for _, series in controls.FIGURES.values()
+            for _, grid, name in series}
+    assert used == set(controls.SERIES_COLORS)
+    colours = list(controls.SERIES_COLORS.values())
+    assert len(set(colours)) == len(colours)
+    assert controls.SERIES_COLORS[("article", "none-d0")] == plots.run_color(0)
+    assert controls.SERIES_COLORS[("article", "bn-both-d0")] == plots.run_color(9)
+    assert controls.SERIES_COLORS[("article", "bn-both-d4")] == plots.run_color(11)
+    results = {grid: [fake_result(grid, name, s, 0.5) for name in
+                      {n for _, series in controls.FIGURES.values() for _, g, n in series
+                       if g == grid} for s in range(2)]
+               for grid in ("article", "standardized", "inputs")}
+    results["budget"] = []
+    for figure, (_, series) in controls.FIGURES.items():
+        fig = controls.control_figure(results, figure)
+        (ax,) = [a for a in fig.axes if a.get_ylabel() == "test accuracy"]
+        assert [to_hex(line.get_color()) for line in ax.lines] == [
+            controls.SERIES_COLORS[(grid, name)] for _, grid, name in series], figure

@@ -531,9 +531,10 @@ def test_chapter_07_reads_bn_at_the_high_rate_from_chapter_06s_followup():
             a, b = (root / "santurkar" / f"{ours}-s{seed}.json",
                     root / "lrfollowup" / f"{theirs}-s{seed}.json")
             if a.exists() and b.exists():
-                curves = [json.loads(f.read_text())["curve"] for f in (a, b)]
-                assert curves[0] == curves[1], (ours, seed)
-                compared += 1
+                pair = [json.loads(f.read_text()) for f in (a, b)]
+                if all(r["status"] == "complete" for r in pair):  # not one still training
+                    assert pair[0]["curve"] == pair[1]["curve"], (ours, seed)
+                    compared += 1
     assert compared >= 2  # seed 0 of both is committed
     assert santurkar.with_followup([], [{"name": santurkar.BN_HIGH}, {"name": "x"}]) == [
         {"name": santurkar.BN_HIGH}]
