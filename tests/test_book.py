@@ -354,6 +354,17 @@ class Browser:
         return errors
 
     def screenshot(self, path: Path, max_height: int = 12000) -> None:
+        # the theme animates its layout (sidebars) when the capture resizes the
+        # viewport to the page's height: without this, a capture taken
+        # mid-transition shows the page shifted left, its sidebar gone
+        self.evaluate("""(async () => {
+            const style = document.createElement('style');
+            style.textContent = '*, *::before, *::after '
+                + '{ transition: none !important; animation: none !important; }';
+            document.head.appendChild(style);
+            await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+            return true;
+        })()""")
         metrics = self.call("Page.getLayoutMetrics")
         size = metrics.get("cssContentSize") or metrics["contentSize"]
         clip = {"x": 0, "y": 0, "width": size["width"],
