@@ -571,3 +571,23 @@ def test_chapter_07_states_the_early_schedule_of_the_grid():
     assert protocol.steps_per_epoch // C.SANTURKAR_EARLY_PROBE_EVERY == 10
     assert (f"during the first {words[C.SANTURKAR_EARLY_EPOCHS]} epochs also ten times "
             f"an epoch (every {C.SANTURKAR_EARLY_PROBE_EVERY} steps") in text
+
+
+def test_chapter_07_states_why_it_trains_at_a_second_rate():
+    """The prose's "at this rate BN and no BN end level" is chapter 06's
+    follow-up (no clear difference at the chapter's rate), and "ten times
+    larger" is the ratio of the two rates."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    text = " ".join((root / "notebooks" / "07_santurkar.md").read_text().split())
+    assert "at this rate BN and no BN end level on our network" in text
+    assert "ten times larger" in text
+    assert C.SANTURKAR_HIGH_RATE / C.SANTURKAR_LEARNING_RATE == pytest.approx(10)
+    followup = R.results_if_any(root / "results" / "lrfollowup")
+    rate = f"lr{C.SANTURKAR_LEARNING_RATE:g}"
+    runs = {arm: [r for r in followup if r["name"] == f"sgd-{arm}-{rate}"]
+            for arm in ("none", "bn-both")}
+    assert all(len(seeds) == 2 for seeds in runs.values())
+    assert plots.compare_runs(runs["bn-both"], runs["none"])["verdict"] == \
+        plots.WITHIN_SPREAD, "rewrite chapter 07's 'BN and no BN end level'"
