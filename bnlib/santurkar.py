@@ -130,8 +130,7 @@ def relative_ics(run: dict, probe: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def probe_figure(results: list[dict], panels: list[tuple[str, str, str]], title: str,
-                 last_epoch: float | None = None, log_scale: bool = False,
-                 mark_epoch: float | None = None):
+                 log_scale: bool = False, mark_epoch: float | None = None):
     """One panel per ``(probe, column, y label)``, two a row: no BN and BN
     over steps (mean over seeds, range shaded); a dotted vertical line at
     ``mark_epoch`` if given. ``column="relative_ics"`` plots
@@ -156,14 +155,13 @@ def probe_figure(results: list[dict], panels: list[tuple[str, str, str]], title:
             length = min(len(s[0]) for s in series)
             steps = series[0][0][:length]
             values = np.array([s[1][:length] for s in series])
-            per_epoch = plots.steps_per_epoch(runs)
-            keep = steps / per_epoch <= (last_epoch or np.inf)
+            epochs = steps / plots.steps_per_epoch(runs)
             color = plots.PALETTE[position]
-            ax.plot(steps[keep] / per_epoch, values.mean(axis=0)[keep], "-", color=color,
+            ax.plot(epochs, values.mean(axis=0), "-", color=color,
                     marker=plots.MARKERS[position], markersize=4, lw=1.8,
                     label=f"{ARMS[name]} (n={len(runs)})")
-            ax.fill_between(steps[keep] / per_epoch, values.min(axis=0)[keep],
-                            values.max(axis=0)[keep], color=color, alpha=0.15, lw=0)
+            ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=color,
+                            alpha=0.15, lw=0)
         if mark_epoch is not None:
             ax.axvline(mark_epoch, color="0.4", ls=":", lw=1.2)
         ax.set_xlabel("epoch")
