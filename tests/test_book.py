@@ -263,7 +263,7 @@ class Browser:
                 raw_delimiters: /\\\(|\\\[/.test(text),
                 images: Array.from(document.images).map(i => ({
                     src: i.currentSrc || i.src, ok: i.complete && i.naturalWidth > 0,
-                    width: i.naturalWidth})),
+                    width: i.naturalWidth, alt: i.getAttribute('alt') || ''})),
                 nav: nav,
                 next: next ? next.href.split('#')[0] : null,
             };
@@ -501,6 +501,40 @@ def test_figures_load(visited, docname):
     images = visited[docname]["report"]["images"]
     broken = [i["src"] for i in images if not i["ok"]]
     assert not broken, f"{docname}: images that did not load: {broken}"
+
+
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_figures_have_alt_text(visited, docname):
+    """A figure drawn by a notebook cell gets the alt text of its cell's
+    ``mystnb.image.alt`` metadata; without it the page says only the file's
+    name to a screen reader (or when the image fails to load)."""
+    figures = [i for i in visited[docname]["report"]["images"] if "/_images/" in i["src"]]
+    nameless = [i["src"].rsplit("/", 1)[-1] for i in figures
+                if not i["alt"].strip() or re.search(r"\.(png|svg|jpe?g)$", i["alt"])]
+    assert not nameless, (f"{docname}: figures without alt text (give their code cell "
+                          f"mystnb: image: alt: ...): {nameless}")
+
+
+FIGURE_CAPTION = re.compile(r"^\*\*Figure (\d+)\.(\d+)\.\*\*", re.MULTILINE)
+FIGURE_MENTION = re.compile(r"\bFigure (\d+)\.(\d+)\b")
+
+
+def test_figure_numbers_follow_the_chapters():
+    """Chapter figures are captioned in the Markdown (so JupyterLab shows the
+    caption too) as **Figure <chapter>.<n>.**: numbered 1, 2, ... in each
+    chapter, and every "Figure c.n" in the book names a caption that exists."""
+    captions = set()
+    for source in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.md")):
+        chapter = int(source.name[:2])
+        found = [(int(c), int(n)) for c, n in FIGURE_CAPTION.findall(source.read_text())]
+        expected = [(chapter, n) for n in range(1, len(found) + 1)]
+        assert found == expected, f"{source.name}: figure captions numbered {found}"
+        captions.update(found)
+    sources = list((ROOT / "notebooks").glob("*.md")) + list((ROOT / "book").glob("*.md"))
+    for source in sources:
+        for c, n in FIGURE_MENTION.findall(source.read_text()):
+            assert (int(c), int(n)) in captions, \
+                f"{source.name} mentions Figure {c}.{n}, which no chapter captions"
 
 
 def test_headline_figure_is_shown(visited):
