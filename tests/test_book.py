@@ -515,8 +515,9 @@ def test_figures_have_alt_text(visited, docname):
                           f"mystnb: image: alt: ...): {nameless}")
 
 
-FIGURE_CAPTION = re.compile(r"^\*\*Figure (\d+)\.(\d+)\.\*\*", re.MULTILINE)
-FIGURE_MENTION = re.compile(r"\bFigure (\d+)\.(\d+)\b")
+# "**Figure 5.1.**", or a cell's several figures "**Figures 5.6–5.10.**"
+FIGURE_CAPTION = re.compile(r"^\*\*Figures? (\d+)\.(\d+)(?:–\1\.(\d+))?\.\*\*", re.MULTILINE)
+FIGURE_MENTION = re.compile(r"\bFigures? (\d+)\.(\d+)\b")
 
 
 def test_figure_numbers_follow_the_chapters():
@@ -526,7 +527,8 @@ def test_figure_numbers_follow_the_chapters():
     captions = set()
     for source in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.md")):
         chapter = int(source.name[:2])
-        found = [(int(c), int(n)) for c, n in FIGURE_CAPTION.findall(source.read_text())]
+        found = [(int(c), n) for c, first, last in FIGURE_CAPTION.findall(source.read_text())
+                 for n in range(int(first), int(last or first) + 1)]
         expected = [(chapter, n) for n in range(1, len(found) + 1)]
         assert found == expected, f"{source.name}: figure captions numbered {found}"
         captions.update(found)
