@@ -626,3 +626,20 @@ def test_chapter_08_says_where_its_speeds_come_from():
         "network's fastest and slowest rounds lie 15 % of its median apart (the median "
         "over the networks): smaller differences between two networks are not "
         "measured.")
+
+
+def test_chapter_08_counts_the_probes_test_images():
+    """The prose's "9,984 test images that fill whole batches of 128" is what
+    the probe takes of CIFAR-10's test split with the grid's profile."""
+    from pathlib import Path
+
+    from bnlib import probes
+    from bnlib.config import GRIDS, get_profile
+    from bnlib.data import NUM_TEST
+
+    batch = get_profile(GRIDS["smallbatch"].profile).batch_size
+    used = f"{NUM_TEST // batch * batch:,}"
+    chapter = (Path(__file__).resolve().parents[1] / "notebooks"
+               / "08_small_batches.md").read_text()
+    assert f"the {used} test images that fill\nwhole batches of {batch}" in chapter
+    assert f"batches of {batch}: {used})" in probes.__doc__
