@@ -120,6 +120,78 @@ def results_if_any(results_dir: str | os.PathLike) -> list[dict]:
     return load_results(results_dir) if Path(results_dir).is_dir() else []
 
 
+def protocol_summary(results: list[dict], width: int = 78) -> str:
+    """What decides the numbers of these result files, read back from the files
+    themselves: runs and seeds, data, training budget and evaluation, precision,
+    hardware, software and time. A field that differs between the files lists
+    each value with the grids that have it. Time is the sum of the runs' wall
+    times (each run single-threaded; runs trained side by side overlap on the
+    clock), with the dates of the first start and the last finish."""
+    import textwrap
+
+    if not results:
+        raise ValueError("protocol_summary needs at least one result file")
+
+    def values(describe) -> str:
+        grids_of: dict[str, list[str]] = {}
+        for result in results:
+            grids = grids_of.setdefault(describe(result), [])
+            if result.get("grid") not in grids:
+                grids.append(result.get("grid"))
+        if len(grids_of) == 1:
+            return next(iter(grids_of))
+        return "; ".join(f"{value} ({', '.join(str(g) for g in grids)})"
+                         for value, grids in grids_of.items())
+
+    def data(result):
+        record = result["data"]
+        digest = (record.get("sha256") or "-")[:12]
+        return (f"{record['kind']} copy of CIFAR-10 ({record.get('source') or '-'}, "
+                f"sha256 {digest}...): {record.get('notes') or ''}").rstrip(": ")
+
+    def training(result):
+        proto = result["protocol"]
+        subset = f" (first {proto['train_size']:,} images)" if proto["train_size"] else ""
+        return (f"{proto['epochs']} epochs x {proto['steps_per_epoch']} steps of "
+                f"{proto['batch_size']} images{subset}; test accuracy on "
+                f"{proto['test_size'] or 10_000:,} test images every "
+                f"{proto['eval_every']} steps")
+
+    def hardware(result):
+        env = result["environment"]
+        gpus = f"{env['gpus']} GPU(s)" if env["gpus"] else "no GPU"
+        return (f"{env['cpu']}, {env['cpu_count']} cores, {gpus}, "
+                f"{env['parallel_workers']} worker(s) x {env['intra_op_threads']} "
+                f"thread(s)")
+
+    def software(result):
+        env = result["environment"]
+        return (f"Python {env['python']}, TensorFlow {env['tensorflow']}, "
+                f"Keras {env['keras']}, NumPy {env['numpy']}")
+
+    configurations = {(r.get("grid"), r["name"]) for r in results}
+    seeds = sorted({r["seed"] for r in results})
+    hours = sum(r["timing"]["wall_seconds"] for r in results) / 3600
+    days = sorted(day for r in results for day in (r.get("started"), r.get("finished"))
+                  if day)
+    span = (f"; runs from {days[0][:10]} to {days[-1][:10]}"
+            if days and days[0][:10] != days[-1][:10] else
+            f"; runs on {days[0][:10]}" if days else "")
+    lines = [
+        ("runs", f"{len(results)} result files: {len(configurations)} "
+                 f"configurations, seeds {seeds}"),
+        ("data", values(data)),
+        ("training", values(training)),
+        ("precision", values(lambda r: r["config"]["precision"])),
+        ("hardware", values(hardware)),
+        ("software", values(software)),
+        ("time", f"{hours:.1f} hours of training (each run's wall time, summed){span}"),
+    ]
+    return "\n".join(textwrap.fill(f"{label + ':':11}{text}", width,
+                                   subsequent_indent=" " * 11)
+                     for label, text in lines)
+
+
 def same_data(first: dict, second: dict) -> bool:
     """Two provenance records name the same data (wherever the file lies)."""
     keys = ("kind", "sha256", "num_train", "num_test")

@@ -684,3 +684,37 @@ def test_results_record_the_probe_sample_and_stale_probes_are_refused(tmp_path, 
         run_one(config, 0, TINY, synthetic, results_dir=tmp_path)
     assert "probe_sample" not in run_one(RUN[0], 0, TINY, synthetic,
                                          results_dir=tmp_path)  # no probes, no field
+
+
+def test_protocol_summary_states_what_decides_the_numbers():
+    """Every chapter prints this next to its figures: data, budget, seeds,
+    precision, hardware, software and time, read from the files; a field the
+    files disagree on lists each value with its grids."""
+    import copy
+
+    from bnlib.runner import load_results, protocol_summary
+
+    book = load_results(Path(__file__).resolve().parents[1] / "results" / "book")
+    longer = copy.deepcopy(book[0])
+    longer["grid"], longer["name"] = "budget", "long-run"
+    longer["protocol"]["epochs"] = 40
+    longer["started"] = "2031-01-02T00:00:00+00:00"
+    summary = protocol_summary(book + [longer], width=1000)
+    lines = dict(line.split(":", 1) for line in summary.splitlines())
+    assert list(lines) == ["runs", "data", "training", "precision", "hardware",
+                           "software", "time"]
+    seeds = sorted({r["seed"] for r in book})
+    assert lines["runs"].strip() == (f"{len(book) + 1} result files: 13 configurations, "
+                                     f"seeds {seeds}")
+    assert lines["training"].strip() == (
+        "15 epochs x 390 steps of 128 images; test accuracy on 10,000 test images "
+        f"every 195 steps ({book[0]['grid']}); 40 epochs x 390 steps of 128 images; test accuracy "
+        "on 10,000 test images every 195 steps (budget)")
+    assert "(" not in lines["precision"] and lines["precision"].strip() == "float32"
+    assert book[0]["data"]["sha256"][:12] in lines["data"]
+    hours = sum(r["timing"]["wall_seconds"] for r in book + [longer]) / 3600
+    first_day = min(r["started"] for r in book)[:10]
+    assert lines["time"].strip() == (f"{hours:.1f} hours of training (each run's wall "
+                                     f"time, summed); runs from {first_day} to 2031-01-02")
+    with pytest.raises(ValueError, match="at least one result"):
+        protocol_summary([])
