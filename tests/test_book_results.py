@@ -344,3 +344,9 @@ def test_figure_captions_as_stated(results):
     wobble = {r["run_id"]: r["within_run_std"] for r in plots.stability_rows(results)}
     assert min(wobble[r] for r in (5, 8, 11)) > wobble[2]
     assert max((5, 8, 11), key=wobble.get) == 8
+    # "the deepest dips of that run are cut off [at 0.4]: four points of the
+    # article's run, and a few of our lowest seed"
+    steps, _, lowest, _ = plots.seed_band(grouped[8])
+    _, a_acc = article.curve(8, last_step=steps[-1])
+    assert np.sum(a_acc < plots.Y_LIMITS[0]) == 4
+    assert 2 <= np.sum(lowest < plots.Y_LIMITS[0]) <= 5
