@@ -539,6 +539,21 @@ def test_figure_numbers_follow_the_chapters():
                 f"{source.name} mentions Figure {c}.{n}, which no chapter captions"
 
 
+def test_every_output_renders_in_jupyterlab():
+    """The committed notebooks are also read in JupyterLab: no output may hide
+    behind a MIME type only the book's build understands (myst-nb's
+    ``glue(..., display=False)`` writes ``application/papermill.record/...``,
+    which JupyterLab shows as nothing: chapter 04's figures once did)."""
+    import json
+
+    for notebook in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        for index, cell in enumerate(cells):
+            for output in cell.get("outputs", []):
+                hidden = [m for m in output.get("data", {}) if "papermill" in m]
+                assert not hidden, f"{notebook.name} cell {index}: {hidden}"
+
+
 def test_headline_figure_is_shown(visited):
     images = visited["book/intro"]["report"]["images"]
     assert any(i["ok"] and "best" in i["src"] for i in images), \
