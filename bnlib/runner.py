@@ -123,7 +123,8 @@ def results_if_any(results_dir: str | os.PathLike) -> list[dict]:
 def protocol_summary(results: list[dict], width: int = 78) -> str:
     """What decides the numbers of these result files, read back from the files
     themselves: runs and seeds, data, training budget and evaluation, precision,
-    hardware, software and time. A field that differs between the files lists
+    hardware (with the CPU's vector extensions where the files record them),
+    software and time. A field that differs between the files lists
     each value with the grids that have it. Time is the sum of the runs' wall
     times (each run single-threaded; runs trained side by side overlap on the
     clock), with the dates of the first start and the last finish."""
@@ -160,7 +161,8 @@ def protocol_summary(results: list[dict], width: int = 78) -> str:
     def hardware(result):
         env = result["environment"]
         gpus = f"{env['gpus']} GPU(s)" if env["gpus"] else "no GPU"
-        return (f"{env['cpu']}, {env['cpu_count']} cores, {gpus}, "
+        simd = f" ({env['vector_extensions']})" if env.get("vector_extensions") else ""
+        return (f"{env['cpu']}{simd}, {env['cpu_count']} cores, {gpus}, "
                 f"{env['parallel_workers']} worker(s) x {env['intra_op_threads']} "
                 f"thread(s)")
 

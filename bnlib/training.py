@@ -96,6 +96,18 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def vector_extensions(flags: set[str] | None = None) -> str:
+    """The widest SIMD extension of this CPU that TensorFlow's CPU kernels use
+    (``/proc/cpuinfo`` flags): the same model name can hide hosts whose
+    training speeds differ several times (this project's machine once had
+    AVX-512, later AVX2 only)."""
+    flags = cpu_flags() if flags is None else flags
+    for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")):
+        if flag in flags:
+            return name + (" + bf16" if flags & BF16_FLAGS else "")
+    return "SSE or none" if flags else "unknown"
+
+
 def environment_record(threads: int | None = None, workers: int = 1) -> dict:
     import keras
     import tensorflow as tf
@@ -107,6 +119,7 @@ def environment_record(threads: int | None = None, workers: int = 1) -> dict:
         "numpy": np.__version__,
         "platform": platform.platform(),
         "cpu": cpu_name(),
+        "vector_extensions": vector_extensions(),
         "cpu_count": os.cpu_count(),
         "gpus": len(tf.config.list_physical_devices("GPU")),
         "intra_op_threads": threads,

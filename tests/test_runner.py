@@ -699,6 +699,7 @@ def test_protocol_summary_states_what_decides_the_numbers():
     longer["grid"], longer["name"] = "budget", "long-run"
     longer["protocol"]["epochs"] = 40
     longer["started"] = "2031-01-02T00:00:00+00:00"
+    longer["environment"]["vector_extensions"] = "AVX2"
     summary = protocol_summary(book + [longer], width=1000)
     lines = dict(line.split(":", 1) for line in summary.splitlines())
     assert list(lines) == ["runs", "data", "training", "precision", "hardware",
@@ -712,9 +713,26 @@ def test_protocol_summary_states_what_decides_the_numbers():
         "on 10,000 test images every 195 steps (budget)")
     assert "(" not in lines["precision"] and lines["precision"].strip() == "float32"
     assert book[0]["data"]["sha256"][:12] in lines["data"]
+    env = book[0]["environment"]
+    assert "vector_extensions" not in env  # the book's grid predates the field
+    assert lines["hardware"].strip() == (
+        f"{env['cpu']}, 2 cores, no GPU, 2 worker(s) x 1 thread(s) ({book[0]['grid']}); "
+        f"{env['cpu']} (AVX2), 2 cores, no GPU, 2 worker(s) x 1 thread(s) (budget)")
     hours = sum(r["timing"]["wall_seconds"] for r in book + [longer]) / 3600
     first_day = min(r["started"] for r in book)[:10]
     assert lines["time"].strip() == (f"{hours:.1f} hours of training (each run's wall "
                                      f"time, summed); runs from {first_day} to 2031-01-02")
     with pytest.raises(ValueError, match="at least one result"):
         protocol_summary([])
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ({"sse4_2", "avx", "avx2", "fma"}, "AVX2"),
+    ({"avx", "avx2", "avx512f", "avx512_bf16"}, "AVX-512 + bf16"),
+    ({"avx2", "avx512f"}, "AVX-512"),
+    ({"sse4_2"}, "SSE or none"),
+    (set(), "unknown"),
+])
+def test_the_environment_names_the_vector_extensions(flags, expected):
+    assert T.vector_extensions(flags) == expected
+    assert T.environment_record()["vector_extensions"] == T.vector_extensions()
