@@ -466,6 +466,18 @@ def test_build_is_offline_and_self_contained(built_book):
         "the book build must not execute notebooks"
 
 
+def test_numbered_figures_and_their_references_say_figure(built_book):
+    """Sphinx numbers the introduction's figure; it reads "Figure 1" like the
+    chapters' Markdown captions, in its caption and where it is referenced."""
+    found = []
+    for page in built_book.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        found += re.findall(r'class="caption-number">([^<]*)<', text)
+        found += re.findall(r'class="std std-numref">([^<]*)<', text)
+    assert found, "no numbered figure in the book: the introduction's figure?"
+    assert all(re.fullmatch(r"Figure \d+(\.\d+)* ?", label) for label in found), found
+
+
 @pytest.mark.parametrize("docname", DOCNAMES)
 def test_page_loads_with_title_and_no_errors(visited, docname):
     page = visited[docname]
