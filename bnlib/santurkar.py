@@ -436,7 +436,7 @@ def what_is_left(results: list[dict]) -> str:
     elif base != plots.CLEAR and high in unjudged:
         parts.append(f"At learning rate {RATES['base']:g} BN itself is not clearly ahead "
                      f"of no BN ({say(base, 'BN', 'no BN')}); the runs at "
-                     f"{RATES['high']:g} are still to be trained.")
+                     f"{RATES['high']:g} are not all trained yet.")
     elif base != plots.CLEAR:
         parts.append("BN is not clearly ahead of no BN at either learning rate, so "
                      "there is little benefit here for any mechanism to explain.")

@@ -504,7 +504,7 @@ def test_chapter_07_closing_paragraph_case_by_case():
     text = santurkar.what_is_left(_with_accuracy(_hand_made_results(high_rate=False),
                                                  "sgd-bn", 0.60))
     assert "Not judged yet: whether noisy BN keeps BN's lead over no BN." in text
-    assert text.endswith("the runs at 0.1 are still to be trained.")
+    assert text.endswith("the runs at 0.1 are not all trained yet.")
 
 
 def test_chapter_07_reads_bn_at_the_high_rate_from_chapter_06s_followup():
