@@ -126,8 +126,8 @@ def protocol_summary(results: list[dict], width: int = 78) -> str:
     hardware (with the CPU's vector extensions where the files record them),
     software and time. A field that differs between the files lists
     each value with the grids that have it. Time is the sum of the runs' wall
-    times (each run single-threaded; runs trained side by side overlap on the
-    clock), with the dates of the first start and the last finish."""
+    times (runs trained side by side overlap on the clock), with the dates of
+    the first start and the last finish."""
     import textwrap
 
     if not results:
