@@ -343,10 +343,17 @@ def assign_variables(variables, values) -> None:
 
 
 def _norm(tensors):
-    """The l2 norm of several tensors taken as one vector."""
+    """The l2 norm of several tensors taken as one vector, as float32.
+
+    The squares are summed in float64: in float32, two identical runs in one
+    process were seen to disagree in the last bit of this sum (TensorFlow's
+    ``enable_op_determinism`` did not change that), so a resumed run could not
+    reproduce an uninterrupted one exactly; in float64 the wobble stays far
+    below float32's resolution."""
     import tensorflow as tf
 
-    return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(t)) for t in tensors]))
+    squares = [tf.reduce_sum(tf.square(tf.cast(t, tf.float64))) for t in tensors]
+    return tf.cast(tf.sqrt(tf.add_n(squares)), tf.float32)
 
 
 class InternalCovariateShiftProbe:
