@@ -161,7 +161,7 @@ def ghost_batch_norm(H, g, delta=DELTA):
     return np.concatenate([normalize(group, delta) for group in groups])
 
 
-# ----------------------------------------------------- the normalizations after BN
+# ---------------------------------------------- the normalizations that followed BN
 def layer_norm(H, gamma=1.0, beta=0.0, delta=DELTA):
     """Layer Normalization: each ROW of ``H`` (one example) is normalized with
     its own mean and variance over its units, where BN normalizes each column

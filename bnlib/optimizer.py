@@ -351,7 +351,7 @@ def one_step_summary(measurements: list[dict]) -> dict:
             "ratio_at_largest": float(ratios[-1])}
 
 
-def one_step_figure(one_step: dict[str, list[dict]], zoom=(0.9, 1.1)):
+def one_step_figure(one_step: dict[str, list[dict]], zoom=(0.85, 1.1)):
     """Figure 6.2: L(w − ηg)/L(w) against η per arm (mean over seeds, range
     shaded), (a) on log-log axes, (b) zoomed on ratios near 1, where a step
     starts to help or to hurt."""
@@ -655,14 +655,25 @@ def _steps_text(row: dict) -> str:
 
 def followup_table(rows: list[dict], target: float = FOLLOWUP_TARGET):
     """The follow-up in a table: rate, seeds, last-5 test accuracy and steps to
-    ``target``, mean [min, max] over seeds."""
+    ``target``, mean [min, max] over seeds; one row per run (a run that fills
+    two roles names both)."""
     columns = ["run", "SGD learning rate", "seeds", "test accuracy, last 5",
                f"steps to {target:.2f}"]
-    cells = [[row["label"], f"{row['learning_rate']:g}",
-              str(row["seeds"]) + (f" (+{len(row['diverged'])} diverged)"
-                                   if row["diverged"] else ""),
-              _range(row["accuracy"]) if row["accuracy"] else "–", _steps_text(row)]
-             for row in rows]
+    labels = {}  # run name -> its roles' labels: one row per run, as in the figure
+    for row in rows:
+        labels.setdefault(row["name"], []).append(row["label"])
+    cells, shown = [], set()
+    for row in rows:
+        if row["name"] in shown:
+            continue
+        shown.add(row["name"])
+        first, *others = labels[row["name"]]
+        label = first + "".join(f", also {other.removeprefix('BN ')}" for other in others)
+        cells.append([label, f"{row['learning_rate']:g}",
+                      str(row["seeds"]) + (f" (+{len(row['diverged'])} diverged)"
+                                           if row["diverged"] else ""),
+                      _range(row["accuracy"]) if row["accuracy"] else "–",
+                      _steps_text(row)])
     return plots.result_table(cells, columns)
 
 

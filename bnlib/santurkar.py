@@ -35,6 +35,9 @@ LANDSCAPE_PROBE = "landscape"
 LANDSCAPE_COLUMNS = {"loss_range": "loss range along the gradient",
                      "grad_change": "gradient change along the gradient",
                      "effective_smoothness": "effective β-smoothness"}
+# the landscape probe's own context: where on the loss each network is, and how
+# long its gradient (the step along it is a multiple of the learning rate times it)
+LANDSCAPE_CONTEXT = {"loss": "loss", "grad_norm": "‖g‖"}
 # the landscape is compared over the first epochs (measured ten times an
 # epoch there) and over the rest of the run (at the evaluations)
 EARLY_EPOCHS = SANTURKAR_EARLY_EPOCHS
@@ -254,7 +257,9 @@ def verdicts(results: list[dict]) -> dict[str, dict]:
     ``<landscape column>:<window>``: BN's mean in each of
     :data:`LANDSCAPE_WINDOWS` against no BN's (lower counts as ahead; the
     paper: BN's is lower, and the effective smoothness, the one per unit of
-    step length, is what "smoother" means); ``moves_<place>``: noisy BN's
+    step length, is what "smoother" means), and the same for the columns of
+    :data:`LANDSCAPE_CONTEXT` (the loss on the probe batch and ``||g||``);
+    ``moves_<place>``: noisy BN's
     :func:`wander` against BN's (higher moves more: the noise is there).
     """
     arms = runs_by_arm(results)
@@ -274,7 +279,7 @@ def verdicts(results: list[dict]) -> dict[str, dict]:
             **plots.compare_values([-v for v in means["sgd-bn"]],
                                    [-v for v in means["sgd-none"]]),
             "bn": means["sgd-bn"], "none": means["sgd-none"]}
-    for column in LANDSCAPE_COLUMNS:
+    for column in (*LANDSCAPE_COLUMNS, *LANDSCAPE_CONTEXT):
         for window, epochs in LANDSCAPE_WINDOWS.items():
             means = {name: seed_mean(arms[name], LANDSCAPE_PROBE, column, epochs)
                      for name in ("sgd-none", "sgd-bn")}
@@ -351,7 +356,18 @@ def findings_markdown(results: list[dict]) -> str:
             row = found[f"{column}:{window}"]
             parts.append(f"{label}: no BN {_mean(row['none'])}, BN {_mean(row['bn'])} "
                          f"({say(row['verdict'], 'BN', 'no BN', 'below')})")
-        lines.append(f"- **Landscape, {window_label(window)}.** " + "; ".join(parts) + ".")
+        context = "; ".join(
+            f"{label} no BN {_mean(found[f'{column}:{window}']['none'])}, BN "
+            f"{_mean(found[f'{column}:{window}']['bn'])}"
+            for column, label in LANDSCAPE_CONTEXT.items())
+        lines.append(f"- **Landscape, {window_label(window)}.** " + "; ".join(parts)
+                     + f". On the probe batch: {context}.")
+        if (found[f"loss_range:{window}"]["verdict"] == plots.CLEAR_OTHER_WAY
+                and found[f"grad_norm:{window}"]["verdict"] == plots.CLEAR_OTHER_WAY):
+            lines[-1] += (" BN's larger loss range goes with its longer gradient: the "
+                          "same multiple of the learning rate is a longer step for BN, "
+                          "and a longer step down the slope lowers the loss more, so "
+                          "here a larger range does not mean a rougher landscape.")
     lines[-1] += (" Only the effective smoothness is per unit of step length; the other "
                   "two grow with the gradient's size.")
     return "\n".join(lines)
@@ -387,6 +403,28 @@ def _noisy_point(found: dict) -> tuple:
             "noisy BN does not keep BN's lead over no BN (" + words + ")", question)
 
 
+def _noise_cost(results: list[dict], found: dict) -> list[str]:
+    """Sentences for the rates where BN has no clear lead over no BN but noisy
+    BN ends clearly below BN: there the noise costs accuracy, though it cannot
+    take away a benefit BN does not have."""
+    prefix = {"base": "", "high": "high_"}
+    pairs = {"base": ("sgd-noisy", "sgd-bn"), "high": (NOISY_HIGH, BN_HIGH)}
+    arms = runs_by_arm(results, {**ARMS, **HIGH_RATE_ARMS}, ("complete", "diverged"))
+    sentences = []
+    for rate in RATES:
+        if (found[prefix[rate] + "bn_vs_none"]["verdict"] == plots.CLEAR
+                or found[prefix[rate] + "noisy_vs_bn"]["verdict"] != plots.CLEAR_OTHER_WAY):
+            continue
+        noisy_vs_none = found[prefix[rate] + "noisy_vs_none"]["verdict"]
+        noisy, bn = (_accuracy(arms[name]) for name in pairs[rate])
+        sentences.append(
+            f"At learning rate {RATES[rate]:g}, where BN has no clear lead, noisy BN "
+            f"still ends clearly below BN ({noisy} against {bn}; against no BN: "
+            f"{plots.verdict_sentence(noisy_vs_none, 'noisy BN', 'no BN')}): what the "
+            f"noise costs, not a benefit of BN taken away.")
+    return sentences
+
+
 def what_is_left(results: list[dict]) -> str:
     """The chapter's closing paragraph, from the verdicts: on which of the
     paper's three points our network agrees, and on which it does not.
@@ -406,8 +444,11 @@ def what_is_left(results: list[dict]) -> str:
            for probe in ICS_PROBES}
     smooth = {window: found[f"effective_smoothness:{window}"]["verdict"]
               for window in LANDSCAPE_WINDOWS}
-    smooth_words = "; ".join(f"{window_label(window)}: {say(v, 'BN', 'no BN', 'below')}"
-                             for window, v in smooth.items())
+    smooth_words = "; ".join(
+        f"{window_label(window)}: BN "
+        f"{_mean(found[f'effective_smoothness:{window}']['bn'])} against no BN "
+        f"{_mean(found[f'effective_smoothness:{window}']['none'])}, "
+        f"{say(v, 'BN', 'no BN', 'below')}" for window, v in smooth.items())
     points = [  # (verdicts used, agrees?, agreeing words, disagreeing words, question)
         _noisy_point(found),
         (tuple(ics.values()), all(v in (plots.WITHIN_SPREAD, plots.CLEAR_OTHER_WAY)
@@ -423,6 +464,18 @@ def what_is_left(results: list[dict]) -> str:
     ]
     paragraph, agreeing = plots.claims_paragraph(points)
     parts = [paragraph]
+    later_loss = found["loss:later"]
+    if later_loss["verdict"] == plots.CLEAR:
+        early_loss = found["loss:early"]
+        parts.append(
+            f"After epoch {EARLY_EPOCHS}, though, BN is also further along: its loss "
+            f"on the probe batch is clearly lower ({_mean(later_loss['bn'])} against "
+            f"{_mean(later_loss['none'])}), so that window compares the landscape at "
+            f"two different stages of training, not one place with and without BN; "
+            f"in epochs 1–{EARLY_EPOCHS} the two losses are closer "
+            f"({_mean(early_loss['bn'])} against {_mean(early_loss['none'])}), and "
+            f"that comparison is the fairer one.")
+    parts.extend(_noise_cost(results, found))
     base, high = found["bn_vs_none"]["verdict"], found["high_bn_vs_none"]["verdict"]
     unjudged = (plots.ONE_SEED, plots.MISSING)
     if base in unjudged:

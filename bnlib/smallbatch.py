@@ -1,4 +1,4 @@
-"""Chapter 08, small batches and the normalizations after BN, read from the
+"""Chapter 08, small batches and the normalizations that followed BN, read from the
 ``smallbatch`` grid's result files (and chapter 05's no-BN reference).
 
 The grid (see :mod:`bnlib.config`) keeps the gradient batch at 128 and

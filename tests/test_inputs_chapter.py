@@ -78,6 +78,7 @@ def test_the_control_headline_from_hand_made_results():
     assert "BN conv+dense reaches 0.710 (3 seeds), +0.050 over no BN: every seed " \
            "with BN ahead, so BN's lead survives the control." in text
     assert "Preliminary" not in text
+
     overlapping = controls.headline_markdown(results(3, [0.655, 0.70, 0.71]))
     assert "does not clearly survive the control" in overlapping
     partial = controls.headline_markdown(results(2, [0.70]))
@@ -86,6 +87,26 @@ def test_the_control_headline_from_hand_made_results():
                             "with BN have finished; the numbers will move.**")
     assert "not trained yet" in controls.headline_markdown(
         {"article": [], "standardized": [], "inputs": [], "budget": []})
+
+
+@pytest.mark.parametrize("std_accuracies, words", [
+    ([0.69, 0.70, 0.71], "(on the means more than all of it; within seed spread, so "
+                         "all of it: standardized inputs without BN and raw inputs "
+                         "with BN conv+dense are not clearly different)."),
+    ([0.72, 0.73, 0.74], "(more than all of it: every seed of standardized inputs "
+                         "without BN is ahead of every seed of raw inputs with BN "
+                         "conv+dense)."),
+    ([0.75], "(on the means more than all of it; one seed on a side, no verdict).")])
+def test_a_share_above_100_percent_is_judged_by_the_seed_rule(std_accuracies, words):
+    results = {
+        "article": [fake_result("article", "none-d0", s, 0.54) for s in range(3)]
+        + [fake_result("article", "bn-both-d0", s, 0.68 + s / 100) for s in range(3)],
+        "standardized": [fake_result("standardized", "std-none-d0", s, a)
+                         for s, a in enumerate(std_accuracies)],
+        "inputs": [], "budget": []}
+    assert controls.gap_closed(results)["share"] > 1
+    assert words in controls.findings_markdown(results)
+    assert words in controls.headline_markdown(results)
 
 
 def test_chapters_04_and_05_show_what_the_files_give():
