@@ -398,9 +398,15 @@ def _noisy_point(found: dict) -> tuple:
                  and found[prefix[r] + "noisy_vs_none"]["verdict"] == plots.CLEAR
                  for r in helped)
     words = "; ".join(against(r) for r in helped)
+    part = all(found[prefix[r] + "noisy_vs_bn"]["verdict"] == plots.CLEAR_OTHER_WAY
+               and found[prefix[r] + "noisy_vs_none"]["verdict"] == plots.CLEAR
+               for r in helped)
+    differs = ("noisy BN keeps only part of BN's lead over no BN: it ends clearly "
+               "below BN, though clearly above no BN (" if part else
+               "noisy BN does not keep BN's lead over no BN (")
     return (used, agrees,
             "noisy BN keeps BN's lead over no BN where BN has one (" + words + ")",
-            "noisy BN does not keep BN's lead over no BN (" + words + ")", question)
+            differs + words + ")", question)
 
 
 def _noise_cost(results: list[dict], found: dict) -> list[str]:
@@ -467,14 +473,19 @@ def what_is_left(results: list[dict]) -> str:
     later_loss = found["loss:later"]
     if later_loss["verdict"] == plots.CLEAR:
         early_loss = found["loss:early"]
+
+        def ratio(row):
+            return statistics.fmean(row["bn"]) / statistics.fmean(row["none"])
+
+        early_words = f"{_mean(early_loss['bn'])} against {_mean(early_loss['none'])}"
         parts.append(
             f"After epoch {EARLY_EPOCHS}, though, BN is also further along: its loss "
             f"on the probe batch is clearly lower ({_mean(later_loss['bn'])} against "
             f"{_mean(later_loss['none'])}), so that window compares the landscape at "
-            f"two different stages of training, not one place with and without BN; "
-            f"in epochs 1–{EARLY_EPOCHS} the two losses are closer "
-            f"({_mean(early_loss['bn'])} against {_mean(early_loss['none'])}), and "
-            f"that comparison is the fairer one.")
+            f"two different stages of training, not one place with and without BN"
+            + (f"; in epochs 1–{EARLY_EPOCHS} the two losses are closer ({early_words}), "
+               f"and that comparison is the fairer one." if ratio(early_loss) > ratio(later_loss)
+               else f", and so does the window of epochs 1–{EARLY_EPOCHS} ({early_words})."))
     parts.extend(_noise_cost(results, found))
     base, high = found["bn_vs_none"]["verdict"], found["high_bn_vs_none"]["verdict"]
     unjudged = (plots.ONE_SEED, plots.MISSING)

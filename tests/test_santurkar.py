@@ -456,8 +456,9 @@ def test_chapter_07_closing_paragraph_case_by_case():
         "difference, the seed ranges overlap; against no BN: every seed of noisy BN "
         "above every seed of no BN); that BN does not clearly reduce the measured "
         "internal covariate shift; that BN makes the loss landscape smoother (effective "
-        "smoothness, epochs 1–3: every seed of BN below every seed of no BN; after "
-        "epoch 3: every seed of BN below every seed of no BN). What survives of the "
+        "smoothness, epochs 1–3: BN 0.9 against no BN 3, every seed of BN below every "
+        "seed of no BN; after epoch 3: BN 0.9 against no BN 3, every seed of BN below "
+        "every seed of no BN). What survives of the "
         "original explanation, then, is a name for a real phenomenon — layers do move "
         "under each other — not the mechanism by which BN helps.")
     assert santurkar.what_is_left(results[:2]).startswith("**PRELIMINARY")
@@ -465,8 +466,13 @@ def test_chapter_07_closing_paragraph_case_by_case():
         [row[0], *(10 * v for v in row[1:])] for row in r["probes"]["landscape"]]})
         if r["name"] == "sgd-bn" else r for r in results]
     assert ("Where it differs: BN's effective smoothness is not clearly lower throughout "
-            "(epochs 1–3: every seed of no BN below every seed of BN; after epoch 3: "
-            "every seed of no BN below every seed of BN).") in santurkar.what_is_left(rougher)
+            "(epochs 1–3: BN 9 against no BN 3, every seed of no BN below every seed of "
+            "BN; after epoch 3: BN 9 against no BN 3, every seed of no BN below every "
+            "seed of BN).") in santurkar.what_is_left(rougher)
+    # BN's loss range larger because its gradient is longer (x10 here): said so
+    assert ("On the probe batch: loss no BN 2, BN 20; ‖g‖ no BN 1, BN 10. BN's larger "
+            "loss range goes with its longer gradient") in santurkar.findings_markdown(rougher)
+    assert "longer gradient" not in santurkar.findings_markdown(results)
     # BN level with no BN at the base rate, ahead at the high rate: the noisy
     # point is judged at the high rate only, and the closing names the benefit
     level = _with_accuracy(results, "sgd-bn", 0.60)
@@ -483,6 +489,20 @@ def test_chapter_07_closing_paragraph_case_by_case():
     assert ("Where it differs: noisy BN does not keep BN's lead over no BN (at learning "
             "rate 0.1, noisy BN against BN: every seed of BN above every seed of noisy "
             "BN; against no BN: no clear difference") in santurkar.what_is_left(lost)
+    # ... or keeping part of it: clearly below BN (0.69) but clearly above no BN (0.40)
+    part = _with_accuracy(level, santurkar.NOISY_HIGH, 0.50)
+    assert ("Where it differs: noisy BN keeps only part of BN's lead over no BN: it "
+            "ends clearly below BN, though clearly above no BN (at learning rate 0.1, "
+            "noisy BN against BN: every seed of BN above every seed of noisy BN; against "
+            "no BN: every seed of noisy BN above every seed of no BN).") in \
+        santurkar.what_is_left(part)
+    # where BN has no lead, noisy BN clearly below BN is the noise's cost
+    costly = _with_accuracy(level, "sgd-noisy", 0.55)
+    assert ("At learning rate 0.01, where BN has no clear lead, noisy BN still ends "
+            "clearly below BN (0.555 against 0.605; against no BN: every seed of no BN "
+            "above every seed of noisy BN): what the noise costs, not a benefit of BN "
+            "taken away.") in santurkar.what_is_left(costly)
+    assert "what the noise costs" not in santurkar.what_is_left(level)
     # noisy BN diverging at the high rate: its seeds count as chance
     diverged = [dict(r, status="diverged", curve=r["curve"][:3])
                 if r["name"] == santurkar.NOISY_HIGH else r for r in level]
@@ -505,6 +525,31 @@ def test_chapter_07_closing_paragraph_case_by_case():
                                                  "sgd-bn", 0.60))
     assert "Not judged yet: whether noisy BN keeps BN's lead over no BN." in text
     assert text.endswith("the runs at 0.1 are not all trained yet.")
+
+
+def test_chapter_07_says_when_bn_is_further_along_in_the_later_window():
+    """BN's probe-batch loss clearly lower after the early epochs: the closing
+    says the later window compares two stages of training, and whether the
+    early window's losses are closer."""
+    def with_losses(results, early_bn, later_bn):
+        per_epoch = 390
+        return [dict(r, probes={**r["probes"], "landscape": [
+            row[:4] + [(early_bn if row[0] / per_epoch <= santurkar.EARLY_EPOCHS
+                        else later_bn) + r["seed"] / 100, row[5]]
+            for row in r["probes"]["landscape"]]}) if r["name"] == "sgd-bn" else r
+            for r in results]
+
+    results = _hand_made_results()
+    assert "further along" not in santurkar.what_is_left(results)  # 2.0 both
+    closer = santurkar.what_is_left(with_losses(results, 1.8, 0.5))
+    assert ("After epoch 3, though, BN is also further along: its loss on the probe "
+            "batch is clearly lower (0.505 against 2), so that window compares the "
+            "landscape at two different stages of training, not one place with and "
+            "without BN; in epochs 1–3 the two losses are closer (1.81 against 2), and "
+            "that comparison is the fairer one.") in closer
+    same = santurkar.what_is_left(with_losses(results, 0.5, 0.5))
+    assert ("not one place with and without BN, and so does the window of epochs 1–3 "
+            "(0.505 against 2).") in same
 
 
 def test_chapter_07_reads_bn_at_the_high_rate_from_chapter_06s_followup():
