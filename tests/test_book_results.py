@@ -350,3 +350,22 @@ def test_figure_captions_as_stated(results):
     _, a_acc = article.curve(8, last_step=steps[-1])
     assert np.sum(a_acc < plots.Y_LIMITS[0]) == 4
     assert 2 <= np.sum(lowest < plots.Y_LIMITS[0]) <= 5
+
+
+def test_chapter_03_update_ops_claim_holds_in_its_outputs():
+    """Chapter 03 says, without hand-typed numbers, that run 9 without the update
+    ops stays closer to guessing (0.1) than to the same run with them: its
+    committed table (final test accuracy per graph) must bear that out."""
+    cells = json.loads((ROOT / "notebooks" / "03_tf_layers.ipynb").read_text())["cells"]
+    text = "".join("".join(o.get("data", {}).get("text/plain", []))
+                   for c in cells if c["cell_type"] == "code"
+                   for o in c.get("outputs", []))
+    final = {flag == "True": float(accuracy) for flag, accuracy in re.findall(
+        r"use_update_ops=(True|False)\s+complete\s+([0-9.]+)", text)}
+    assert set(final) == {True, False}, "chapter 03's run table is missing"
+    assert abs(final[False] - 0.1) < abs(final[True] - final[False]), (
+        f"without update ops {final[False]:.4f}, with {final[True]:.4f}: rewrite "
+        f"the sentence 'closer to guessing (0.1, the grey line) than to the working "
+        f"network' in notebooks/03_tf_layers.md")
+    prose = (ROOT / "notebooks" / "03_tf_layers.md").read_text()
+    assert "closer to guessing (0.1, the\ngrey line) than to the working network" in prose
