@@ -479,9 +479,10 @@ def what_is_left(results: list[dict]) -> str:
 
         early_words = f"{_mean(early_loss['bn'])} against {_mean(early_loss['none'])}"
         parts.append(
-            f"After epoch {EARLY_EPOCHS}, though, BN is also further along: its loss "
-            f"on the probe batch is clearly lower ({_mean(later_loss['bn'])} against "
-            f"{_mean(later_loss['none'])}), so that window compares the landscape at "
+            f"A caveat on the smoothness: after epoch {EARLY_EPOCHS} BN is also further "
+            f"along (its loss on the probe batch is clearly lower, "
+            f"{_mean(later_loss['bn'])} against {_mean(later_loss['none'])}), so that "
+            f"window compares the landscape at "
             f"two different stages of training, not one place with and without BN"
             + (f"; in epochs 1–{EARLY_EPOCHS} the two losses are closer ({early_words}), "
                f"and that comparison is the fairer one." if ratio(early_loss) > ratio(later_loss)

@@ -542,8 +542,9 @@ def test_chapter_07_says_when_bn_is_further_along_in_the_later_window():
     results = _hand_made_results()
     assert "further along" not in santurkar.what_is_left(results)  # 2.0 both
     closer = santurkar.what_is_left(with_losses(results, 1.8, 0.5))
-    assert ("After epoch 3, though, BN is also further along: its loss on the probe "
-            "batch is clearly lower (0.505 against 2), so that window compares the "
+    assert ("A caveat on the smoothness: after epoch 3 BN is also further along (its "
+            "loss on the probe batch is clearly lower, 0.505 against 2), so that window "
+            "compares the "
             "landscape at two different stages of training, not one place with and "
             "without BN; in epochs 1–3 the two losses are closer (1.81 against 2), and "
             "that comparison is the fairer one.") in closer
