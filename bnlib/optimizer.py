@@ -653,6 +653,13 @@ def _steps_text(row: dict) -> str:
     return text
 
 
+def roles_label(labels: list[str]) -> str:
+    """One run that fills several follow-up roles, named once: the first
+    role's label, then ", also ..." for the others (figure and table alike)."""
+    first, *others = labels
+    return first + "".join(f", also {other.removeprefix('BN ')}" for other in others)
+
+
 def followup_table(rows: list[dict], target: float = FOLLOWUP_TARGET):
     """The follow-up in a table: rate, seeds, last-5 test accuracy and steps to
     ``target``, mean [min, max] over seeds; one row per run (a run that fills
@@ -667,9 +674,7 @@ def followup_table(rows: list[dict], target: float = FOLLOWUP_TARGET):
         if row["name"] in shown:
             continue
         shown.add(row["name"])
-        first, *others = labels[row["name"]]
-        label = first + "".join(f", also {other.removeprefix('BN ')}" for other in others)
-        cells.append([label, f"{row['learning_rate']:g}",
+        cells.append([roles_label(labels[row["name"]]), f"{row['learning_rate']:g}",
                       str(row["seeds"]) + (f" (+{len(row['diverged'])} diverged)"
                                            if row["diverged"] else ""),
                       _range(row["accuracy"]) if row["accuracy"] else "–",
@@ -720,9 +725,9 @@ def followup_figure(results: list[dict], target: float = FOLLOWUP_TARGET,
     series = []
     for roles, finished in drawn.values():
         rate = finished[0]["config"]["learning_rate"]
-        also = "".join(f", also {FOLLOWUP_ROLES[role].removeprefix('BN ')}"
-                       for role in roles[1:])
-        series.append((f"{FOLLOWUP_ROLES[roles[0]]} ({rate:g}){also}", finished))
+        labels = [FOLLOWUP_ROLES[role] for role in roles]
+        labels[0] += f" ({rate:g})"
+        series.append((roles_label(labels), finished))
     fig = plots.series_figure(series, "SGD with momentum 0.9" + plots.data_tag(results),
                               y_limits=None)
     if fig is not None:

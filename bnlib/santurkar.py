@@ -30,6 +30,7 @@ BN_HIGH = f"sgd-bn-both-lr{SANTURKAR_HIGH_RATE:g}"
 NOISY_HIGH = f"sgd-noisy-lr{SANTURKAR_HIGH_RATE:g}"
 HIGH_RATE_ARMS = {NONE_HIGH: "no BN", BN_HIGH: "BN", NOISY_HIGH: "noisy BN"}
 RATES = {"base": SANTURKAR_LEARNING_RATE, "high": SANTURKAR_HIGH_RATE}
+VERDICT_PREFIX = {"base": "", "high": "high_"}  # rate -> prefix of its keys in verdicts()
 ICS_PROBES = ("ics:conv2", "ics:dense1")
 LANDSCAPE_PROBE = "landscape"
 LANDSCAPE_COLUMNS = {"loss_range": "loss range along the gradient",
@@ -378,7 +379,7 @@ def _noisy_point(found: dict) -> tuple:
     judged at the rates where BN is clearly ahead of no BN (only there has
     noisy BN a benefit of BN to keep); untestable where it is at neither."""
     say = plots.verdict_sentence
-    prefix = {"base": "", "high": "high_"}
+    prefix = VERDICT_PREFIX
     used = tuple(found[f"{prefix[r]}{key}"]["verdict"] for r in RATES
                  for key in ("bn_vs_none", "noisy_vs_bn", "noisy_vs_none"))
     helped = [r for r in RATES if found[f"{prefix[r]}bn_vs_none"]["verdict"] == plots.CLEAR]
@@ -413,7 +414,7 @@ def _noise_cost(results: list[dict], found: dict) -> list[str]:
     """Sentences for the rates where BN has no clear lead over no BN but noisy
     BN ends clearly below BN: there the noise costs accuracy, though it cannot
     take away a benefit BN does not have."""
-    prefix = {"base": "", "high": "high_"}
+    prefix = VERDICT_PREFIX
     pairs = {"base": ("sgd-noisy", "sgd-bn"), "high": (NOISY_HIGH, BN_HIGH)}
     arms = runs_by_arm(results, {**ARMS, **HIGH_RATE_ARMS}, ("complete", "diverged"))
     sentences = []
