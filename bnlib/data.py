@@ -11,7 +11,7 @@ Sources (the ``kind`` of a :class:`Provenance`):
 ``keras``
     ``keras.datasets.cifar10.load_data()``, which downloads (needs a network).
 ``synthetic``
-    Random class-coloured images, only when asked for by name; every result
+    Random class-colored images, only when asked for by name; every result
     made from it says ``synthetic`` in its provenance.
 
 Choice: the ``source`` argument, else the ``BNLIB_DATA`` environment variable,

@@ -240,6 +240,39 @@ def article_figures(results: list[dict], y_limits=Y_LIMITS,
     return figures
 
 
+def below_axis_note(results: list[dict], name: str, y_limits=Y_LIMITS) -> str:
+    """Which points of one of the five figures lie below its y-axis (the
+    article's 0.4-0.8 window hides the first evaluations of the weakest runs):
+    one clause per run, our mean, our lowest seed and the article's run, by
+    epoch. ``""`` when nothing is cut off or the axis is free."""
+    if y_limits is None:
+        return ""
+    floor = y_limits[0]
+    grouped = group_by_run(results)
+    clauses = []
+    for run_id in figure_specs(results)[name][1]:
+        if run_id not in grouped:
+            continue
+        steps, mean, lowest, _ = seed_band(grouped[run_id])
+        per_epoch = steps_per_epoch(grouped[run_id])
+        parts = []
+        for what, values, at in (("our mean", mean, steps),
+                                 ("our lowest seed", lowest, steps),
+                                 ("the article's run", *reversed(
+                                     article_data.curve(run_id, last_step=steps[-1])))):
+            epochs = [s / per_epoch for s, v in zip(at, values) if v < floor]
+            if epochs:
+                parts.append(f"{what} at {len(epochs)} point"
+                             f"{'s' if len(epochs) > 1 else ''} (epoch "
+                             f"{', '.join(f'{e:.1f}' for e in epochs[:4])}"
+                             f"{', ...' if len(epochs) > 4 else ''})")
+        if parts:
+            clauses.append(f"run {run_id}: " + "; ".join(parts))
+    if not clauses:
+        return ""
+    return f"below the axis ({floor:g}): " + " | ".join(clauses)
+
+
 def save_article_figures(results: list[dict], out_dir, y_limits=Y_LIMITS
                          ) -> list[Path]:
     import matplotlib
@@ -467,6 +500,8 @@ def stability_rows(results: list[dict]) -> list[dict]:
         means = last_n_means(done)
         rows.append({"run_id": run_id, "label": GRID[run_id].label,
                      "within_run_std": statistics.fmean(within),
+                     "within_run_range": (min(within), max(within)),
+                     "within_run_stds": within,
                      "between_seed_std": (statistics.stdev(means)
                                           if len(means) > 1 else float("nan"))})
     return rows
@@ -500,31 +535,34 @@ def headline_markdown(results: list[dict]) -> str:
     finished = sum(r["status"] == "complete" for r in results)
     hours = sum(r["timing"]["wall_seconds"] for r in results) / 3600
 
-    def accuracy(run_id):
+    def accuracy(run_id, explain=False):
         row = rows.get(run_id)
         if row is None:
             return "not yet trained"
-        return (f"{_pm(row['last_n_mean'], row['last_n_std']).strip()} "
-                f"({row['seeds']} seed{'s' if row['seeds'] > 1 else ''})")
+        seeds = f"{row['seeds']} seed{'s' if row['seeds'] > 1 else ''}"
+        if explain and row["seeds"] > 1:
+            seeds = f"mean ± standard deviation over {seeds}"
+        return f"{_pm(row['last_n_mean'], row['last_n_std']).strip()} ({seeds})"
 
     status = ("" if finished >= expected else
               f" **Preliminary: {finished} of {expected} runs have finished so far;"
               f" the numbers will move as the rest come in.**")
     if best == twin:
         any_bn = any(GRID[run_id].bn_conv or GRID[run_id].bn_dense for run_id in rows)
-        comparison = (f"test accuracy {accuracy(best)} averaged over the last "
-                      f"{LAST_N_EVALS} evaluations; "
+        comparison = (f"test accuracy averaged over the last {LAST_N_EVALS} "
+                      f"evaluations {accuracy(best, explain=True)}; "
                       + ("no run with Batch Normalization does better."
                          if any_bn else
                          "no run with Batch Normalization has finished yet."))
     else:
-        comparison = (f"test accuracy {accuracy(best)} averaged over the last "
-                      f"{LAST_N_EVALS} evaluations, against {accuracy(twin)} for "
+        comparison = (f"test accuracy averaged over the last {LAST_N_EVALS} "
+                      f"evaluations {accuracy(best, explain=True)}, against "
+                      f"{accuracy(twin)} for "
                       f"run {twin} ({GRID[twin].label}).")
     return (
         f"With the `{proto['profile']}` profile ({proto['epochs']} epochs of "
         f"{proto['steps_per_epoch']} steps, batch {proto['batch_size']}, "
-        f"data: {data['kind']} copy of CIFAR-10{', SYNTHETIC' if data['kind'] == 'synthetic' else ''}"
+        f"{first['config']['precision']}, data: {data['kind']} copy of CIFAR-10{', SYNTHETIC' if data['kind'] == 'synthetic' else ''}"
         f"{' re-encoded as JPEG q75' if 'JPEG' in data['notes'] else ''}; "
         f"{hours:.1f} CPU-hours on {first['environment']['cpu']}), the best "
         f"configuration is run {best} ({GRID[best].label}): {comparison}"
@@ -612,29 +650,48 @@ def summary_table(rows: list[dict]):
 
 
 def stability_table(results: list[dict]):
-    """:func:`stability_rows` as a :class:`bnlib.show.Table`."""
-    return result_table([[row["run_id"], row["label"], f"{row['within_run_std']:.4f}",
-                   "-" if row["between_seed_std"] != row["between_seed_std"]
-                   else f"{row['between_seed_std']:.4f}"]
-                  for row in stability_rows(results)],
-                 ["id", "configuration", f"std within a run (last {LAST_N_EVALS})",
-                  "std between seeds"])
+    """:func:`stability_rows` as a :class:`bnlib.show.Table`: the wobble within
+    a run (mean over seeds, and its lowest and highest seed) and the spread
+    of the last-N mean between seeds."""
+    return result_table(
+        [[row["run_id"], row["label"], f"{row['within_run_std']:.4f}",
+          "{:.4f}\u2013{:.4f}".format(*row["within_run_range"]),
+          "-" if row["between_seed_std"] != row["between_seed_std"]
+          else f"{row['between_seed_std']:.4f}"]
+         for row in stability_rows(results)],
+        ["id", "configuration", f"wobble (std of the last {LAST_N_EVALS})",
+         "its seeds", f"std of the last-{LAST_N_EVALS} mean between seeds"])
+
+
+def seed_range_cell(runs: list[dict]) -> str:
+    """'0.667–0.692': the lowest and highest seed's last-N mean, what the
+    book's rule compares (a no-break cell)."""
+    values = last_n_means(runs)
+    if not values:
+        return "-"
+    return f"{min(values):.3f}\u2013{max(values):.3f}" if len(values) > 1 \
+        else f"{values[0]:.3f}"
 
 
 def comparison_table(results: list[dict], pairs) -> "object":
-    """:func:`compare` for each ``(better, worse)`` pair, as a table."""
+    """:func:`compare` for each ``(better, worse)`` pair, as a table: the two
+    runs, each with the range of its seeds' last-N means (the rule's input:
+    *clear* when the ranges do not overlap), the difference of the means and
+    the verdict."""
+    grouped = group_by_run(results)
     table_rows = []
     for better, worse in pairs:
         row = compare(results, better, worse)
         if row["verdict"] == MISSING:
-            table_rows.append([better, worse, "-", "-", MISSING])
+            table_rows.append([better, "-", worse, "-", "-", MISSING])
             continue
         table_rows.append([f"{better}: {GRID[better].label}",
+                           seed_range_cell(grouped[better]),
                            f"{worse}: {GRID[worse].label}",
-                           f"{row['diff']:+.3f}", f"{row['standard_error']:.3f}",
-                           row["verdict"]])
-    return result_table(table_rows, ["run", "against", "difference", "± s.e.",
-                                     "verdict"])
+                           seed_range_cell(grouped[worse]),
+                           f"{row['diff']:+.3f}", row["verdict"]])
+    return result_table(table_rows, ["run", "its seeds", "against", "their seeds",
+                                     "difference", "verdict"])
 
 
 BUDGET_WINDOWS = ((8, 10), (13, 15))  # epochs (first, last]: "around 10 and 15"

@@ -231,7 +231,7 @@ def previous_result(path: Path, config: RunConfig, protocol: Protocol) -> dict |
 def _same_fields(recorded: dict, wanted: dict, kind) -> bool:
     """``recorded`` (from a file) describes ``wanted``; a field the file lacks
     counts as its default, so adding a field (with a default that keeps the old
-    behaviour) does not orphan the results made before it existed."""
+    behavior) does not orphan the results made before it existed."""
     defaults = {f.name: f.default for f in dataclasses.fields(kind)
                 if f.default is not dataclasses.MISSING}
     defaults = {k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}

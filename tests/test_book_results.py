@@ -369,3 +369,107 @@ def test_chapter_03_update_ops_claim_holds_in_its_outputs():
         f"network' in notebooks/03_tf_layers.md")
     prose = (ROOT / "notebooks" / "03_tf_layers.md").read_text()
     assert "closer to guessing (0.1, the\ngrey line) than to the working network" in prose
+
+
+def _notebook_outputs(name: str) -> str:
+    """All text outputs of a committed notebook, in order."""
+    cells = json.loads((ROOT / "notebooks" / f"{name}.ipynb").read_text())["cells"]
+    return "".join("".join(o.get("data", {}).get("text/plain", o.get("text", [])))
+                   for c in cells if c["cell_type"] == "code"
+                   for o in c.get("outputs", []))
+
+
+def test_chapter_02_moving_statistics_claims_hold_in_its_outputs():
+    """Chapter 02's prose about the moving statistics has no hand-typed numbers;
+    its words must fit the tables it stands next to (they move between hosts)."""
+    text = _notebook_outputs("02_manual_layer")
+    rewrite = "rewrite the prose of notebooks/02_manual_layer.md around this table"
+    # "fell from a few tens to about 1e-3 ... Inference accuracy barely moved"
+    damaged = re.search(r"after those calls \(moving averages overwritten\)\s+"
+                        r"([0-9.]+)\s+([0-9.e+-]+)", text)
+    restored = re.search(r"with the saved moving averages put back\s+([0-9.]+)\s+"
+                         r"([0-9.e+-]+)", text)
+    assert damaged and restored, "chapter 02's damage table is missing"
+    assert abs(float(damaged[1]) - float(restored[1])) < 0.02, rewrite
+    assert float(damaged[2]) < 1e-2 and 10 <= float(restored[2]) < 100, rewrite
+    # "test accuracy stays below 0.19 all along the curve"
+    low, high = map(float, re.search(
+        r"never-updated model along the curve: ([0-9.]+) to ([0-9.]+)", text).groups())
+    assert high < 0.19, rewrite
+    # the moving-statistics table: conv1 std near 10, means in the hundreds and
+    # variances in the thousands; conv2 near 0 and 1; dense1 variance a few tens
+    rows = {name: [float(x) for x in values] for name, *values in re.findall(
+        r"(bn_conv1|bn_conv2|bn_dense1)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)\s+([0-9.]+)",
+        text)}
+    assert set(rows) == {"bn_conv1", "bn_conv2", "bn_dense1"}
+    conv1_mean, conv1_max_mean, conv1_var, conv1_max_var = rows["bn_conv1"]
+    assert 5 <= conv1_var ** 0.5 <= 20 and conv1_max_mean >= 100 and conv1_max_var >= 1000, rewrite
+    # "typically ten times larger ... a few hundred times" (|h| / 1 for h ~ mean + std)
+    assert 5 <= conv1_mean + conv1_var ** 0.5 <= 20 and conv1_max_mean >= 150, rewrite
+    conv2_mean, _, conv2_var, _ = rows["bn_conv2"]
+    assert abs(conv2_mean) < 1 and 0.3 <= conv2_var <= 3, rewrite
+    assert 10 <= rows["bn_dense1"][2] < 100, rewrite
+
+
+def test_chapter_03_moving_statistics_claims_hold_in_its_outputs():
+    """Chapter 03: conv1's moving mean about ten and std above ten; conv2 near 0
+    and 1; dense1 off by a smaller factor (the table of medians)."""
+    text = _notebook_outputs("03_tf_layers")
+    medians = {layer: (float(mean), float(std)) for layer, mean, std in re.findall(
+        r"\(after (conv1|conv2|dense1)\)\s+(-?[0-9.]+)\s+([0-9.]+)", text)}
+    assert set(medians) == {"conv1", "conv2", "dense1"}, "chapter 03's table is missing"
+    rewrite = "rewrite 'The first convolution sees raw 0–255 pixels ...' in 03_tf_layers.md"
+    assert 5 <= medians["conv1"][0] <= 20 and medians["conv1"][1] > 10, rewrite
+    assert abs(medians["conv2"][0]) < 1 and 0.5 <= medians["conv2"][1] <= 2, rewrite
+    assert 1 < medians["dense1"][1] < medians["conv1"][1], rewrite
+
+
+def test_chapter_03_speed_claim_holds_in_the_bench():
+    """Chapter 03: 'the TF1 graph is even a little faster than the book's compiled
+    step, and Keras' own model.fit is the slowest of the three'."""
+    report = json.loads((ROOT / "results" / "bench" / "bench.json").read_text())
+    for run_id, entry in report["configs"].items():
+        tf1_speed, fit_speed, bnlib_speed = (entry[key]["median"] for key in (
+            "a_tf1_feed_dict", "b_keras_fit", "c_bnlib"))
+        assert fit_speed < bnlib_speed < tf1_speed < 1.25 * bnlib_speed, (
+            f"config {run_id}: rewrite the end of chapter 03's Speed section")
+
+
+def test_dropout_and_steadiness_with_bn_as_stated(results):
+    """Chapter 04, conclusion 3 read as the article words it (stability): with
+    dropout the mean wobble is lower in five of six BN cases; by the rule (each
+    seed's wobble, lower is steadier) 7 vs 6 is clear, 8 vs 6 clearly the other
+    way, the other four within seed spread."""
+    rows = {r["run_id"]: r for r in plots.stability_rows(results)}
+    pairs = [(w, base) for base in (3, 6, 9) for w in (base + 1, base + 2)]
+    lower = [pair for pair in pairs
+             if rows[pair[0]]["within_run_std"] < rows[pair[1]]["within_run_std"]]
+    assert len(lower) == 5, "rewrite 'lowers the mean over seeds in five of the six'"
+    verdicts = {pair: plots.compare_values(
+        [-x for x in rows[pair[0]]["within_run_stds"]],
+        [-x for x in rows[pair[1]]["within_run_stds"]])["verdict"] for pair in pairs}
+    assert [p for p, v in verdicts.items() if v == plots.CLEAR] == [(7, 6)]
+    assert [p for p, v in verdicts.items() if v == plots.CLEAR_OTHER_WAY] == [(8, 6)]
+    assert sum(v == plots.WITHIN_SPREAD for v in verdicts.values()) == 4
+    assert max(rows, key=lambda r: rows[r]["within_run_std"]) == 8  # "least steady"
+
+
+def test_the_headline_figure_caption_holds(results):
+    """The introduction's caption: the no-BN twin's first evaluations lie below
+    the 0.4 axis, and the best run is ahead of it at every evaluation."""
+    grouped = plots.group_by_run(results)
+    best = plots.best_run_id(results)
+    twin = next(ARTICLE.run_id(c) for c in GRID if not (c.bn_conv or c.bn_dense)
+                and c.dropout == GRID[best].dropout)
+    _, best_mean, _, _ = plots.seed_band(grouped[best])
+    _, twin_mean, _, _ = plots.seed_band(grouped[twin])
+    assert twin_mean[0] < plots.Y_LIMITS[0] <= best_mean[0]
+    assert np.all(best_mean > twin_mean)
+
+
+def test_chapter_04_article_comparison_as_stated(results):
+    """'our mean beats the article's single run in every one of the twelve
+    configurations' in both stretches (hence 'not the bad luck of single runs')."""
+    for window, counts in plots.budget_summary(plots.budget_rows(results)).items():
+        assert counts["compared"] == counts["ours_ahead"] == 12, window
+        assert counts["below_all_seeds"] > 6, window  # "in most of them"

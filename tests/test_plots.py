@@ -100,7 +100,7 @@ def test_headline_says_preliminary_until_the_grid_is_complete():
     def with_protocol(result, kind):
         return dict(result, protocol={"profile": "book", "epochs": 15,
                                       "steps_per_epoch": 390, "batch_size": 128},
-                    environment={"cpu": "test CPU"},
+                    environment={"cpu": "test CPU"}, config={"precision": "float32"},
                     data={"kind": kind, "notes": "re-encoded as JPEG quality 75"})
 
     results = [with_protocol(flat(run_id, 0, 0.5 + run_id / 100), "folder")
@@ -108,6 +108,8 @@ def test_headline_says_preliminary_until_the_grid_is_complete():
     text = plots.headline_markdown(results)
     assert "the best configuration is run 11" in text
     assert "re-encoded as JPEG q75" in text and "SYNTHETIC" not in text
+    assert "batch 128, float32, data:" in text
+    assert "evaluations 0.610 (1 seed), against 0.520 (1 seed)" in text
     assert "Preliminary: 2 of 36 runs" in text
     synthetic = [with_protocol(r, "synthetic") for r in results]
     assert "SYNTHETIC" in plots.headline_markdown(synthetic)
@@ -217,8 +219,9 @@ def test_result_tables_are_html_with_readable_text():
     stability = plots.stability_table(results)
     assert [row[0] for row in stability.rows] == ["0", "3"]
     comparison = plots.comparison_table(results, [(3, 0), (9, 0)])
-    assert comparison.rows[0][:3] == ["3: BN conv", "0: no BN", "+0.175"]
-    assert comparison.rows[0][4] == plots.CLEAR
+    # each side's seed range (last-5 means 0.62/0.54 and 0.40/0.41) beside it
+    assert comparison.rows[0] == ["3: BN conv", "0.540\u20130.620", "0: no BN",
+                                  "0.400\u20130.410", "+0.175", plots.CLEAR]
     assert comparison.rows[1][-1] == plots.MISSING
 
 
