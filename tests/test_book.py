@@ -551,6 +551,36 @@ def test_figure_numbers_follow_the_chapters():
                 f"{source.name} mentions Figure {c}.{n}, which no chapter captions"
 
 
+def test_exercise_answers_are_folded_in_the_book_and_in_jupyterlab():
+    """Every chapter has exercises whose answers a reader unfolds: each
+    *Answer* is a ``<details class="answer">`` block (folded by the browser in
+    the book and in JupyterLab alike; MyST's ``{dropdown}`` would show raw in
+    JupyterLab), and every code cell of the Exercises section, which checks or
+    computes an answer, is folded too: ``hide-cell`` for the book, Jupyter's
+    ``source_hidden``/``outputs_hidden`` for JupyterLab."""
+    for notebook in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        in_exercises, has_exercises, answers = False, False, 0
+        for cell in cells:
+            source = "".join(cell["source"])
+            if cell["cell_type"] == "markdown":
+                for line in source.splitlines():
+                    if line.startswith("## "):
+                        in_exercises = line.startswith("## Exercises")
+                        has_exercises |= in_exercises
+                assert "{dropdown}" not in source and "*Answer.*" not in source, (
+                    f"{notebook.name}: fold answers in <details class=\"answer\">")
+                answers += source.count('<details class="answer"><summary>')
+                assert source.count("<details") == source.count("</details>"), notebook.name
+            elif in_exercises:
+                metadata = cell["metadata"]
+                assert "hide-cell" in metadata.get("tags", []), (notebook.name, source[:60])
+                assert metadata.get("jupyter") == {"source_hidden": True,
+                                                   "outputs_hidden": True}, notebook.name
+        assert has_exercises, f"{notebook.name} has no Exercises section"
+        assert answers >= 1, f"{notebook.name}: no folded answer"
+
+
 def test_every_output_renders_in_jupyterlab():
     """The committed notebooks are also read in JupyterLab: no output may hide
     behind a MIME type only the book's build understands (myst-nb's
