@@ -284,3 +284,16 @@ def test_seed_band_reads_any_curve_column():
 def test_and_join_reads_as_a_sentence():
     assert [plots.and_join(items) for items in ([], ["a"], ["a", "b"], ["a", "b", "c"])] \
         == ["", "a", "a and b", "a, b and c"]
+
+
+def test_the_note_under_a_figure_names_every_point_below_its_axis(fake_article):
+    # run 0 (in "dropout_only"): seed 0 starts at 0.30, 0.35; seed 1 at 0.38, 0.47;
+    # mean 0.34, 0.41 -> the mean is below 0.4 at epoch 1 only, the lowest seed at
+    # epochs 1 and 2; the fake article's run 0 logs 0.505 and up: never below
+    results = [record(0, 0, [0.30, 0.35, 0.5, 0.5]), record(0, 1, [0.38, 0.47, 0.5, 0.5])]
+    results += [flat(run_id, seed, 0.6) for run_id in (1, 2, 11) for seed in (0, 1)]
+    note = plots.below_axis_note(results, "dropout_only")
+    assert note == ("below the axis (0.4): run 0: our mean at 1 point (epoch 1.0); "
+                    "our lowest seed at 2 points (epoch 1.0, 2.0)")
+    assert plots.below_axis_note(results, "batch_norm_dropout_2") == ""
+    assert plots.below_axis_note(results, "dropout_only", None) == ""
