@@ -581,6 +581,21 @@ def test_exercise_answers_are_folded_in_the_book_and_in_jupyterlab():
         assert answers >= 1, f"{notebook.name}: no folded answer"
 
 
+def test_notebooks_name_the_kernel_jupyterlab_starts():
+    """JupyterLab rewrites a notebook's kernelspec to the kernel it starts, and
+    a notebook whose metadata it rewrites opens already marked modified (the
+    reader is then asked to save a file they never changed). Every notebook
+    names ipykernel's own spec, exactly as ``jupyter kernelspec list`` shows it."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec("python3")
+    expected = {"display_name": spec.display_name, "language": spec.language,
+                "name": "python3"}
+    for notebook in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        assert json.loads(notebook.read_text())["metadata"]["kernelspec"] == expected, (
+            f"{notebook.name}: set its kernelspec to {expected} (in the .md twin too)")
+
+
 def test_every_output_renders_in_jupyterlab():
     """The committed notebooks are also read in JupyterLab: no output may hide
     behind a MIME type only the book's build understands (myst-nb's
