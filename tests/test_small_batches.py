@@ -542,7 +542,7 @@ def test_chapter_08_answers_wu_and_he_by_hand():
         "GroupNorm above every seed of BN g = 2); that at the full batch BN is not "
         "behind GroupNorm (every seed of BN g = 128 above every seed of GroupNorm). "
         "Not judged yet: how LayerNorm compares with BN; whether Batch Renorm helps "
-        "with tiny groups.")
+        "with groups of 4; whether Batch Renorm helps with groups of 2.")
     assert text.endswith("score +0.050 higher when the test batches bring their own "
                          "statistics, in every seed: part of small-group BN's loss is "
                          "the moving averages' mismatch at inference, not the noisy "
@@ -565,6 +565,38 @@ def test_chapter_08_answers_wu_and_he_by_hand():
             "groups of 2: BN does not clearly lose anything there.") in text
     assert text.endswith("in every seed (-0.100): the mismatch at inference is not "
                          "the larger cost here.")
+
+
+def test_chapter_08_names_the_side_ahead_where_a_claim_fails():
+    """A failed claim says "does not clearly" only when the seed ranges
+    overlap; when they do not, it names the other side as ahead. Batch Renorm
+    is judged at g = 4 (Ioffe's group size) and g = 2 separately."""
+    from bnlib import plots, smallbatch
+
+    results = _small_grid()
+    for seed in range(2):
+        results += [_fake_run("layernorm", seed, 0.72 + seed / 100),
+                    _fake_run("ghost-g4", seed, 0.62 + seed / 100, 0.6),
+                    _fake_run("renorm-g4", seed, 0.65 + seed / 100, 0.6),
+                    _fake_run("renorm-g2", seed, 0.50 + seed / 100, 0.5)]
+    found = smallbatch.verdicts(results)
+    assert (found["bn_breaks_at_4"]["verdict"], found["renorm_vs_bn_at_4"]["verdict"],
+            found["renorm_vs_bn_small"]["verdict"], found["bn_vs_ln"]["verdict"]) == (
+        plots.CLEAR, plots.CLEAR, plots.CLEAR_OTHER_WAY, plots.CLEAR_OTHER_WAY)
+    text = smallbatch.what_we_found(results)
+    assert ("that Batch Renorm beats BN with groups of 4 (every seed of Batch Renorm "
+            "above every seed of BN).") in text
+    assert ("Where it differs: LayerNorm is ahead of BN here, even at the full batch "
+            "(every seed of LayerNorm above every seed of BN g = 128); Batch Renorm "
+            "(its clipping fixed from the first step) falls below BN with groups of 2 "
+            "(every seed of BN above every seed of Batch Renorm).") in text
+    assert "does not clearly" not in text
+    # overlapping seeds: "does not clearly", and no side named
+    overlapping = [_fake_run("renorm-g2", r["seed"], 0.555 - r["seed"] / 100, 0.5)
+                   if r["name"] == "renorm-g2" else r for r in results]
+    text = smallbatch.what_we_found(overlapping)
+    assert ("Batch Renorm (its clipping fixed from the first step) does not clearly beat "
+            "BN with groups of 2 (no clear difference, the seed ranges overlap)") in text
 
 
 def test_layernorm_of_a_convolution_is_wu_and_hes():
