@@ -541,8 +541,9 @@ def test_chapter_08_answers_wu_and_he_by_hand():
         "GroupNorm, which needs no batch, beats BN with groups of 2 (every seed of "
         "GroupNorm above every seed of BN g = 2); that at the full batch BN is not "
         "behind GroupNorm (every seed of BN g = 128 above every seed of GroupNorm). "
-        "Not judged yet: how LayerNorm compares with BN; whether Batch Renorm helps "
-        "with groups of 4; whether Batch Renorm helps with groups of 2.")
+        "Not judged yet: how LayerNorm compares with BN; how Batch Renorm and BN "
+        "compare at the full batch; whether Batch Renorm helps with groups of 4; "
+        "whether Batch Renorm helps with groups of 2.")
     assert text.endswith("score +0.050 higher when the test batches bring their own "
                          "statistics, in every seed: part of small-group BN's loss is "
                          "the moving averages' mismatch at inference, not the noisy "
