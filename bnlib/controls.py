@@ -453,7 +453,7 @@ def article_figure_pair(results: dict[str, list[dict]], name: str,
         # two short lines a panel: the two titles must not run into each other
         ax.set_title(f"{label}\n{title}", fontsize=9)
         if entries:  # one column under each panel: the legends stay apart too
-            ax.legend(*zip(*entries), fontsize=7.5, loc="upper center",
+            ax.legend(*zip(*entries), fontsize=plots.LEGEND_FONTSIZE, loc="upper center",
                       bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
         else:  # none of this figure's runs has finished in this grid
             ax.text(0.5, 0.5, "PRELIMINARY: not trained yet", transform=ax.transAxes,
@@ -465,9 +465,9 @@ def article_figure_pair(results: dict[str, list[dict]], name: str,
 
 
 def scaling_rows(results: dict[str, list[dict]]) -> list[dict]:
-    """Per run id of the article's grid: its last-N mean and seed standard
-    deviation with raw and with standardized inputs, and the book's verdict
-    on standardized vs raw."""
+    """Per run id of the article's grid, with raw and with standardized
+    inputs: its summary row and each seed's last-N mean (``<grid>_seeds``),
+    and the book's verdict on standardized vs raw."""
     rows = []
     summaries = {grid: {row["run_id"]: row for row in plots.summary_rows(
         [r for r in results.get(grid, []) if r["status"] == "complete"])}
@@ -476,8 +476,9 @@ def scaling_rows(results: dict[str, list[dict]]) -> list[dict]:
     for run_id, config in enumerate(get_grid("article").runs):
         row = {"run_id": run_id, "label": config.label}
         for grid in SCALINGS:
-            summary = summaries[grid].get(run_id)
-            row[grid] = summary
+            row[grid] = summaries[grid].get(run_id)
+            row[f"{grid}_seeds"] = plots.last_n_means(
+                [r for r in grouped[grid].get(run_id, []) if r["status"] == "complete"])
         row["verdict"] = plots.compare_runs(grouped["standardized"].get(run_id, []),
                                             grouped["article"].get(run_id, []))
         rows.append(row)
@@ -486,16 +487,16 @@ def scaling_rows(results: dict[str, list[dict]]) -> list[dict]:
 
 def scaling_table(rows: list[dict], results: dict[str, list[dict]] | None = None):
     """The article's twelve configurations, raw vs standardized inputs."""
-    def cell(summary):
-        if summary is None:
+    def cell(values):  # mean [lowest, highest] (seeds): the range the rule compares
+        if not values:
             return "–"
-        if summary["seeds"] < 2:
-            return f"{summary['last_n_mean']:.3f} (1)"
-        return (f"{summary['last_n_mean']:.3f} ± {summary['last_n_std']:.3f} "
-                f"({summary['seeds']})")
+        if len(values) < 2:
+            return f"{values[0]:.3f} (1)"
+        return (f"{statistics.fmean(values):.3f} [{min(values):.3f}, "
+                f"{max(values):.3f}] ({len(values)})")
 
-    cells = [[str(row["run_id"]), row["label"], cell(row["article"]),
-              cell(row["standardized"]),
+    cells = [[str(row["run_id"]), row["label"], cell(row["article_seeds"]),
+              cell(row["standardized_seeds"]),
               "–" if row["verdict"]["verdict"] == plots.MISSING
               else f"{row['verdict']['diff']:+.3f}", row["verdict"]["verdict"]]
              for row in rows]

@@ -348,7 +348,18 @@ def one_step_summary(measurements: list[dict]) -> dict:
             "seeds": len(measurements),
             "best_ratio": float(ratios.min()), "best_step": steps[int(ratios.argmin())],
             "largest_helpful_step": max(helpful) if helpful else None,
-            "ratio_at_largest": float(ratios[-1])}
+            "ratio_at_largest": float(ratios[-1]),
+            "ratios": [float(r) for r in ratios], "step_sizes": list(steps)}
+
+
+def ten_times_step(summary: dict) -> float | None:
+    """The measured step size closest (on a log scale) to ten times the
+    best step of :func:`one_step_summary`; None when that is the largest
+    measured step or beyond it."""
+    steps = summary["step_sizes"]
+    target = np.log(10 * summary["best_step"])
+    nearest = min(steps, key=lambda eta: abs(np.log(eta) - target))
+    return None if nearest == steps[-1] or nearest <= summary["best_step"] else nearest
 
 
 def one_step_figure(one_step: dict[str, list[dict]], zoom=(0.85, 1.1)):
@@ -409,9 +420,38 @@ def one_step_findings(one_step: dict[str, list[dict]]) -> str:
                f"Steps up to η = {helpful:.3g} lower the loss on the other images "
                f"(to {summary['best_ratio']:.3f} of its value at best, at "
                f"η = {summary['best_step']:.3g})")
+            + ten_times_words(summary)
             + f"; at η = {one_step[arm][0]['step_sizes'][-1]:g} the loss is "
               f"{_times(summary['ratio_at_largest'])} times what it was.")
+    summaries = {arm: one_step_summary(one_step[arm]) for arm in ARMS}
+    shared = {ten_times_step(summary) for summary in summaries.values()}
+    helped = all(summary["largest_helpful_step"] is not None
+                 for summary in summaries.values())
+    if helped and len(shared) == 1 and None not in shared:
+        eta = shared.pop()
+        at = {arm: summary["ratios"][summary["step_sizes"].index(eta)]
+              for arm, summary in summaries.items()}
+        last = {arm: summary["ratio_at_largest"] for arm, summary in summaries.items()}
+
+        def which(ratios):
+            return "BN's" if ratios["batch"] < ratios["none"] else "no BN's"
+
+        lines.append(f"- **Both.** At η = {eta:.3g}, ten times the best step of both, "
+                     f"the loss grows less for {which(at)} network ({_times(at['batch'])} "
+                     f"with BN against {_times(at['none'])} without); at "
+                     f"η = {one_step['batch'][0]['step_sizes'][-1]:g}, for {which(last)} "
+                     f"({_times(last['batch'])} against {_times(last['none'])}).")
     return "\n".join(lines)
+
+
+def ten_times_words(summary: dict) -> str:
+    """The loss ratio at ten times the best step, as a clause (empty when
+    no measured step is near it)."""
+    eta = ten_times_step(summary)
+    if summary["largest_helpful_step"] is None or eta is None:
+        return ""
+    ratio = summary["ratios"][summary["step_sizes"].index(eta)]
+    return f"; ten times that step (η = {eta:.3g}) takes it to {_times(ratio)} times"
 
 
 # --------------------------------------------------------------------------- in words
@@ -485,12 +525,20 @@ def figure1_findings(results: list[dict]) -> str:
             f"training the median moved by {mean(none['relative_shift']):.2f} of its "
             f"initial 15–85 spread without BN and by {mean(bn['relative_shift']):.2f} "
             f"with BN (does BN's move less? "
+            f"{_yes_no(verdicts['relative_shift']['verdict'])}"
             f"{say(verdicts['relative_shift']['verdict'], 'BN', 'no BN', 'below')}); "
             f"the 15–85 spread ended at {mean(none['spread_ratio']):.2f} times its "
             f"initial width without BN and {mean(bn['spread_ratio']):.2f} times with "
             f"BN (does BN's change less? "
+            f"{_yes_no(verdicts['spread_change']['verdict'])}"
             f"{say(verdicts['spread_change']['verdict'], 'BN', 'no BN', 'closer to 1 than')}).")
     return "\n".join(lines)
+
+
+def _yes_no(verdict: str) -> str:
+    """The answer to a yes-or-no question whose "yes" is the first side
+    clearly ahead: "yes: ", "no: " or nothing (no verdict either way)."""
+    return {plots.CLEAR: "yes: ", plots.CLEAR_OTHER_WAY: "no: "}.get(verdict, "")
 
 
 MIN_RATES = 3  # rates per network before a best rate or a range means anything

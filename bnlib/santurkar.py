@@ -299,7 +299,11 @@ def verdicts(results: list[dict]) -> dict[str, dict]:
 
 
 def _mean(values) -> str:
-    return f"{statistics.fmean(values):.3g}" if values else "–"
+    """A mean to three significant digits, trailing zeros kept (0.120)."""
+    if not values:
+        return "–"
+    mean = statistics.fmean(values)
+    return f"{mean:,.0f}" if abs(mean) >= 1000 else f"{mean:#.3g}".rstrip(".")
 
 
 def _accuracy(runs: list[dict]) -> str:
@@ -402,8 +406,12 @@ def _noisy_point(found: dict) -> tuple:
     part = all(found[prefix[r] + "noisy_vs_bn"]["verdict"] == plots.CLEAR_OTHER_WAY
                and found[prefix[r] + "noisy_vs_none"]["verdict"] == plots.CLEAR
                for r in helped)
-    differs = ("noisy BN keeps only part of BN's lead over no BN: it ends clearly "
-               "below BN, though clearly above no BN (" if part else
+    kept = [found[prefix[r] + "noisy_vs_none"]["diff"] / found[prefix[r] + "bn_vs_none"][
+        "diff"] for r in helped] if part else []
+    share = ", ".join(f"{k:.0%}".replace("%", " %") for k in kept)
+    differs = (f"noisy BN keeps {'most' if min(kept, default=0) >= 0.5 else 'part'} of "
+               f"BN's lead over no BN ({share} of it), not all: it ends clearly below "
+               f"BN, though clearly above no BN (" if part else
                "noisy BN does not keep BN's lead over no BN (")
     return (used, agrees,
             "noisy BN keeps BN's lead over no BN where BN has one (" + words + ")",

@@ -128,8 +128,9 @@ def error_table(rows: list[dict]):
                 f"[lowest, highest] over the seeds.")
 
 
-def speed_note(speed: dict | None) -> str:
-    """Where the speed column comes from, in a sentence."""
+def speed_note(speed: dict | None, results: list[dict] = ()) -> str:
+    """Where the speed column comes from, in a sentence; naming the CPUs the
+    ``results`` trained on where the timing ran on another."""
     if speed is None:
         return ("No side-by-side timing yet: `python -m bnlib bench --normalizations` "
                 "writes it.")
@@ -142,6 +143,10 @@ def speed_note(speed: dict | None) -> str:
                 f"normalization; the others' differences are within the timing noise."
                 if slower else "By that measure no network is slower than the network "
                 "without normalization.")
+    trained_on = sorted({r["environment"]["cpu"] for r in results} - {speed["cpu"]})
+    elsewhere = (f" The timing ran on {speed['cpu']}, the runs trained on "
+                 f"{plots.and_join(trained_on)}; on another CPU the ratios can shift a little."
+                 if trained_on else "")
     load = speed.get("load_average_1min")
     busy = (f"; the machine's load average was {load['before']:.1f} before and "
             f"{load['after']:.1f} after on {speed['environment']['cpu_count']} cores, "
@@ -155,7 +160,7 @@ def speed_note(speed: dict | None) -> str:
             f"({speed['runs'][REFERENCE[1]]['median']:,.0f} training images/s{busy}). "
             f"One network's fastest and slowest rounds lie {spread * 100:.0f} % of its "
             f"median apart (the median over the networks): smaller differences "
-            f"between two networks are not measured. {measured}")
+            f"between two networks are not measured. {measured}{elsewhere}")
 
 
 def wu_he_figure(rows: list[dict]):

@@ -65,8 +65,10 @@ def test_figure1_verdicts_and_words():
     text = optimizer.figure1_findings(results)
     assert "reaches 0.460 (last five evaluations, mean of 3 seeds) against 0.410" in text
     assert text.count("every seed of BN above every seed of no BN") == 1  # accuracy
-    assert text.count("every seed of BN below every seed of no BN") == 2  # the shifts
-    assert text.count("every seed of BN closer to 1 than every seed of no BN") == 2
+    assert text.count("does BN's move less? yes: every seed of BN below every seed "
+                      "of no BN") == 2  # the shifts
+    assert text.count("does BN's change less? yes: every seed of BN closer to 1 than "
+                      "every seed of no BN") == 2
     one_seed = [r for r in results if r["seed"] == 0]
     assert "clear" not in optimizer.figure1_findings(one_seed).replace(
         "no spread", "")
@@ -121,14 +123,22 @@ def test_one_step_in_words():
         return {"ratios": ratios, "step_sizes": [0.01, 0.1, 10.0], "loss": 2.3,
                 "gradient_norm": 1.0, "gradient_cosine": cosine}
     one_step = {"none": [measured(-0.1, [1.01, 2.0, 50.0]), measured(-0.2, [1.02, 3.0, 70.0])],
-                "batch": [measured(0.3, [0.98, 0.99, 5.0]), measured(-0.1, [0.99, 1.02, 7.0])]}
+                "batch": [measured(0.3, [0.98, 1.10, 5.0]), measured(-0.1, [0.99, 1.30, 7.0])]}
     text = optimizer.one_step_findings(one_step)
     assert ("- **no BN.** The batch gradient's cosine with the other images' gradient is "
             "-0.15 (seeds -0.20 to -0.10: every seed the same sign). No step size lowers "
             "the loss on the other images; at η = 10 the loss is 60 times what it was.") in text
     assert ("(seeds -0.10 to +0.30: not every seed the same sign). Steps up to η = 0.01 "
             "lower the loss on the other images (to 0.985 of its value at best, at "
-            "η = 0.01)") in text
+            "η = 0.01); ten times that step (η = 0.1) takes it to 1.2 times; at η = 10 "
+            "the loss is 6 times what it was.") in text
+    assert "**Both.**" not in text  # no step helps the network without BN
+    # both helped by η = 0.01: the loss at ten times that step, side by side
+    one_step["none"] = [measured(-0.1, [0.99, 2.0, 50.0]), measured(-0.2, [0.98, 3.0, 70.0])]
+    text = optimizer.one_step_findings(one_step)
+    assert text.endswith("- **Both.** At η = 0.1, ten times the best step of both, the "
+                         "loss grows less for BN's network (1.2 with BN against 2.5 "
+                         "without); at η = 10, for BN's (6 against 60).")
 
 
 def test_map_accuracy_is_the_last_epochs_mean():
@@ -474,6 +484,24 @@ def test_exercise_5_reads_the_higher_rate_off_the_files():
     assert printed and (f"BN at {rate:g} has the higher test accuracy at {ahead} of "
                         f"{len(accuracy[True])} evaluations") in printed[0], \
         "re-execute notebook 06: exercise 5's count changed"
+
+
+def test_exercise_3_answer_reads_the_map():
+    """Exercise 3's answer in words: both best rates 0.01, BN usable up to
+    0.1 (ten times), 5x inside and 30x outside that range, from the files."""
+    results = _committed("lrmap")
+    if len(results) < len(GRIDS["lrmap"].runs):
+        pytest.skip("the learning-rate map is not complete")
+    rows = optimizer.rate_rows(results)
+    best = {arm: row["learning_rate"] for arm, row in optimizer.best_rates(rows).items()}
+    low, high = optimizer.usable_range(rows, "batch")
+    assert best == {"none": 0.01, "batch": 0.01}, "rewrite exercise 3's answer: best rates"
+    assert high == 0.1, "rewrite exercise 3's answer: BN's highest usable rate"
+    assert low <= 5 * best["none"] <= high < 30 * best["none"], \
+        "rewrite exercise 3's answer: where 5x and 30x land"
+    text = " ".join(NOTEBOOK.with_suffix(".md").read_text().split())
+    assert ("both networks do best at the same rate, 0.01" in text
+            and "up to 0.1, ten times that rate" in text)
 
 
 def _notebook_stream_outputs() -> list[str]:

@@ -414,8 +414,8 @@ def test_chapter_07_verdicts_from_hand_made_results():
         for window in santurkar.LANDSCAPE_WINDOWS:
             assert found[f"{column}:{window}"]["verdict"] == plots.CLEAR
     text = santurkar.findings_markdown(results)
-    assert "averaged over training: no BN 0.11, BN 0.21" in text  # l2 / norm
-    assert "loss range along the gradient: no BN 1, BN 0.3" in text
+    assert "averaged over training: no BN 0.110, BN 0.210" in text  # l2 / norm
+    assert "loss range along the gradient: no BN 1.00, BN 0.300" in text
     assert "- **Landscape, epochs 1–3.**" in text
     assert "- **Landscape, after epoch 3.**" in text
     assert santurkar.findings_markdown(results[:2]).startswith("**PRELIMINARY")
@@ -424,14 +424,14 @@ def test_chapter_07_verdicts_from_hand_made_results():
             "(chapter 06's follow-up), no BN 0.405.") in text
     assert "no BN not trained yet" in santurkar.findings_markdown(
         _hand_made_results(high_rate=False))
-    assert ("‖G − G′‖ / ‖G‖ averaged over training: no BN 0.11, BN 0.21 (every seed "
+    assert ("‖G − G′‖ / ‖G‖ averaged over training: no BN 0.110, BN 0.210 (every seed "
             "of no BN below every seed of BN)") in text
     # the channel mean alternates: it changes by 0.1 at every evaluation with BN,
     # by 0.8 and 0.9 with noisy BN
     assert found["moves_conv2"]["verdict"] == plots.CLEAR
     assert found["moves_conv2"]["bn"] == pytest.approx([0.1, 0.1])
     assert found["moves_conv2"]["noisy"] == pytest.approx([0.8, 0.9])
-    assert ("conv1: BN 0.1, noisy BN 0.85 (every seed of noisy BN above every seed "
+    assert ("conv1: BN 0.100, noisy BN 0.850 (every seed of noisy BN above every seed "
             "of BN)") in text
     import matplotlib
 
@@ -456,8 +456,8 @@ def test_chapter_07_closing_paragraph_case_by_case():
         "difference, the seed ranges overlap; against no BN: every seed of noisy BN "
         "above every seed of no BN); that BN does not clearly reduce the measured "
         "internal covariate shift; that BN makes the loss landscape smoother (effective "
-        "smoothness, epochs 1–3: BN 0.9 against no BN 3, every seed of BN below every "
-        "seed of no BN; after epoch 3: BN 0.9 against no BN 3, every seed of BN below "
+        "smoothness, epochs 1–3: BN 0.900 against no BN 3.00, every seed of BN below every "
+        "seed of no BN; after epoch 3: BN 0.900 against no BN 3.00, every seed of BN below "
         "every seed of no BN). What survives of the "
         "original explanation, then, is a name for a real phenomenon — layers do move "
         "under each other — not the mechanism by which BN helps.")
@@ -466,11 +466,11 @@ def test_chapter_07_closing_paragraph_case_by_case():
         [row[0], *(10 * v for v in row[1:])] for row in r["probes"]["landscape"]]})
         if r["name"] == "sgd-bn" else r for r in results]
     assert ("Where it differs: BN's effective smoothness is not clearly lower throughout "
-            "(epochs 1–3: BN 9 against no BN 3, every seed of no BN below every seed of "
-            "BN; after epoch 3: BN 9 against no BN 3, every seed of no BN below every "
+            "(epochs 1–3: BN 9.00 against no BN 3.00, every seed of no BN below every seed of "
+            "BN; after epoch 3: BN 9.00 against no BN 3.00, every seed of no BN below every "
             "seed of BN).") in santurkar.what_is_left(rougher)
     # BN's loss range larger because its gradient is longer (x10 here): said so
-    assert ("On the probe batch: loss no BN 2, BN 20; ‖g‖ no BN 1, BN 10. BN's larger "
+    assert ("On the probe batch: loss no BN 2.00, BN 20.0; ‖g‖ no BN 1.00, BN 10.0. BN's larger "
             "loss range goes with its longer gradient") in santurkar.findings_markdown(rougher)
     assert "longer gradient" not in santurkar.findings_markdown(results)
     # BN level with no BN at the base rate, ahead at the high rate: the noisy
@@ -491,11 +491,15 @@ def test_chapter_07_closing_paragraph_case_by_case():
             "BN; against no BN: no clear difference") in santurkar.what_is_left(lost)
     # ... or keeping part of it: clearly below BN (0.69) but clearly above no BN (0.40)
     part = _with_accuracy(level, santurkar.NOISY_HIGH, 0.50)
-    assert ("Where it differs: noisy BN keeps only part of BN's lead over no BN: it "
-            "ends clearly below BN, though clearly above no BN (at learning rate 0.1, "
+    assert ("Where it differs: noisy BN keeps part of BN's lead over no BN (34 % of "
+            "it), not all: it ends clearly below BN, though clearly above no BN (at "
+            "learning rate 0.1, "
             "noisy BN against BN: every seed of BN above every seed of noisy BN; against "
             "no BN: every seed of noisy BN above every seed of no BN).") in \
         santurkar.what_is_left(part)
+    most = _with_accuracy(level, santurkar.NOISY_HIGH, 0.65)
+    assert "noisy BN keeps most of BN's lead over no BN (86 % of it), not all" in \
+        santurkar.what_is_left(most)
     # where BN has no lead, noisy BN clearly below BN is the noise's cost
     costly = _with_accuracy(level, "sgd-noisy", 0.55)
     assert ("At learning rate 0.01, where BN has no clear lead, noisy BN still ends "
@@ -543,14 +547,14 @@ def test_chapter_07_says_when_bn_is_further_along_in_the_later_window():
     assert "further along" not in santurkar.what_is_left(results)  # 2.0 both
     closer = santurkar.what_is_left(with_losses(results, 1.8, 0.5))
     assert ("A caveat on the smoothness: after epoch 3 BN is also further along (its "
-            "loss on the probe batch is clearly lower, 0.505 against 2), so that window "
+            "loss on the probe batch is clearly lower, 0.505 against 2.00), so that window "
             "compares the "
             "landscape at two different stages of training, not one place with and "
-            "without BN; in epochs 1–3 the two losses are closer (1.81 against 2), and "
+            "without BN; in epochs 1–3 the two losses are closer (1.81 against 2.00), and "
             "that comparison is the fairer one.") in closer
     same = santurkar.what_is_left(with_losses(results, 0.5, 0.5))
     assert ("not one place with and without BN, and so does the window of epochs 1–3 "
-            "(0.505 against 2).") in same
+            "(0.505 against 2.00).") in same
 
 
 def test_chapter_07_reads_bn_at_the_high_rate_from_chapter_06s_followup():
