@@ -112,7 +112,8 @@ def _range(values, digits=3) -> str:
     mean = statistics.fmean(values)
     if len(values) < 2:
         return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]"
+    # no-break spaces: a cell wraps, if at all, before the bracket, never inside it
+    return f"{mean:.{digits}f} [{min(values):.{digits}f},\u00a0{max(values):.{digits}f}]"
 
 
 def error_table(rows: list[dict]):

@@ -170,7 +170,7 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
     assert rows[0]["verdict"]["verdict"] == plots.CLEAR  # standardized ahead of raw
     assert rows[0]["standardized"]["seeds"] == 3
     table = str(controls.scaling_table(rows, results))
-    assert "0.710 [0.700, 0.720] (3)" in table and "PRELIMINARY" not in table
+    assert "0.710 [0.700,\u00a00.720]\u00a0(3)" in table and "PRELIMINARY" not in table
     partial = {**results, "standardized": results["standardized"][:3]}
     assert controls.claims_markdown(partial).startswith(
         "- **PRELIMINARY, still training:** 11 of the standardized grid's 12")
