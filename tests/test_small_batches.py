@@ -696,6 +696,23 @@ def test_chapter_08_prose_holds_in_the_files():
     results = load_results(folder) if folder.is_dir() else []
     if len(results) < 20:
         pytest.skip("the smallbatch grid is not complete")
+    # "Read together": BN g = 128 clearly (a little) ahead of no normalization,
+    # LayerNorm, GroupNorm and Batch Renorm g = 128 all clearly above it, BN
+    # level with no normalization at some smaller g and clearly below at g = 2
+    assert "only a little ahead of no normalization at all" in text
+    found = smallbatch.verdicts(results)
+    assert [found[key]["verdict"] for key in ("bn_vs_gn", "bn_vs_ln",
+                                              "renorm_vs_bn_full")] == [
+        plots.CLEAR_OTHER_WAY, plots.CLEAR_OTHER_WAY, plots.CLEAR], \
+        "rewrite 'Read together' in chapter 08: LN/GN/Renorm no longer all above BN"
+    standardized = root / "results" / "standardized"
+    reference = [r for r in load_results(standardized)
+                 if r["name"] == smallbatch.REFERENCE[1]]
+    against = smallbatch.against_no_normalization(results, reference)
+    assert against[128]["verdict"] == plots.CLEAR and against[128]["diff"] < 0.03, \
+        "rewrite 'Read together' in chapter 08: BN g=128 against no normalization"
+    assert plots.WITHIN_SPREAD in {row["verdict"] for row in against.values()}
+    assert against[2]["verdict"] == plots.CLEAR_OTHER_WAY
     # exercise 2's answer: evaluated on pairs, the g = 2 networks score lower
     assert "the same networks score lower in every seed" in text
     assert smallbatch.verdicts(results)["mismatch_small"]["verdict"] == \
