@@ -137,16 +137,25 @@ def speed_note(speed: dict | None, results: list[dict] = ()) -> str:
                 "writes it.")
     spread = statistics.median((row["max"] - row["min"]) / row["median"]
                                for row in speed["runs"].values())
-    slower = [_bench_label(name) for name, row in speed["runs"].items()
+    timed = {name: row for name, row in speed["runs"].items() if name != REFERENCE[1]}
+    slower = [_bench_label(name) for name, row in timed.items()
               if 1 - row["ratio_to_no_norm"] > spread]
-    measured = (f"By that measure only {plots.and_join(slower)} "
-                f"{'is' if len(slower) == 1 else 'are'} slower than the network without "
-                f"normalization; the others' differences are within the timing noise."
-                if slower else "By that measure no network is slower than the network "
-                "without normalization.")
+    level = [_bench_label(name) for name, row in timed.items()
+             if 1 - row["ratio_to_no_norm"] <= spread]
+
+    def are(names):
+        return "is" if len(names) == 1 else "are"
+
+    measured = " ".join(
+        [f"By that measure {plots.and_join(slower)} {are(slower)} slower than the "
+         f"network without normalization." if slower else
+         "By that measure no network is slower than the network without "
+         "normalization."]
+        + ([f"{plots.and_join(level)} {are(level)} within the timing noise of it."]
+           if slower and level else []))
     trained_on = sorted({r["environment"]["cpu"] for r in results} - {speed["cpu"]})
     elsewhere = (f" The timing ran on {speed['cpu']}, the runs trained on "
-                 f"{plots.and_join(trained_on)}; on another CPU the ratios can shift a little."
+                 f"{plots.and_join(trained_on)}: ratios measured on one CPU need not hold on another."
                  if trained_on else "")
     load = speed.get("load_average_1min")
     busy = (f"; the machine's load average was {load['before']:.1f} before and "
