@@ -155,7 +155,8 @@ def speed_note(speed: dict | None, results: list[dict] = ()) -> str:
            if slower and level else []))
     trained_on = sorted({r["environment"]["cpu"] for r in results} - {speed["cpu"]})
     elsewhere = (f" The timing ran on {speed['cpu']}, the runs trained on "
-                 f"{plots.and_join(trained_on)}: ratios measured on one CPU need not hold on another."
+                 f"{plots.and_join(trained_on)}: ratios measured on one CPU need not "
+                 f"hold on another."
                  if trained_on else "")
     load = speed.get("load_average_1min")
     busy = (f"; the machine's load average was {load['before']:.1f} before and "
