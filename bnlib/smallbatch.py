@@ -43,7 +43,10 @@ def _bench_label(name: str) -> str:
     chapter 05's reference networks by their own label."""
     if name in {run.name for run in get_grid("smallbatch").runs}:
         return short_label(name)
-    return get_grid(REFERENCE[0]).run(name).label
+    config = get_grid(REFERENCE[0]).run(name)
+    if config.norm_conv == "batch":  # chapter 05's BN: Keras' own layer, not bnlib's
+        return "Keras' BatchNormalization (chapter 05's BN conv+dense)"
+    return config.label
 
 
 def finished(results: list[dict], name: str) -> list[dict]:
