@@ -485,6 +485,12 @@ def scaling_rows(results: dict[str, list[dict]]) -> list[dict]:
     return rows
 
 
+# a verdict in a narrow table cell: the rule itself is stated above the table
+SHORT_VERDICTS = {plots.CLEAR: "clear", plots.CLEAR_OTHER_WAY: "clear, other way",
+                  plots.WITHIN_SPREAD: "within spread", plots.ONE_SEED: "one seed",
+                  plots.MISSING: "not trained yet"}
+
+
 def scaling_table(rows: list[dict], results: dict[str, list[dict]] | None = None):
     """The article's twelve configurations, raw vs standardized inputs."""
     def cell(values):  # mean [lowest, highest] (seeds): the range the rule compares
@@ -498,7 +504,8 @@ def scaling_table(rows: list[dict], results: dict[str, list[dict]] | None = None
     cells = [[str(row["run_id"]), row["label"], cell(row["article_seeds"]),
               cell(row["standardized_seeds"]),
               "–" if row["verdict"]["verdict"] == plots.MISSING
-              else f"{row['verdict']['diff']:+.3f}", row["verdict"]["verdict"]]
+              else f"{row['verdict']['diff']:+.3f}",
+              SHORT_VERDICTS.get(row["verdict"]["verdict"], row["verdict"]["verdict"])]
              for row in rows]
     note = (preliminary_note(results, [("standardized", f"std-{c.name}")
                                        for c in get_grid("article").runs])

@@ -85,14 +85,15 @@ def _range(values, digits=3) -> str:
     mean = statistics.fmean(values)
     if len(values) < 2:
         return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{min(values):.{digits}f}, {max(values):.{digits}f}]"
+    # no-break spaces: a cell wraps, if at all, before the bracket, never inside it
+    return f"{mean:.{digits}f} [{min(values):.{digits}f},\u00a0{max(values):.{digits}f}]"
 
 
 def drift_table(rows: list[dict], caption: str | None = None):
     """Mean [min, max] over seeds of each drift number, per arm."""
     columns = ["", "n", "test accuracy, last 5", "median, first tenth",
                "median, last tenth", "shift / first spread", "15–85 spread, last/first"]
-    cells = [[row["label"], str(row["seeds"]), _range(row["accuracy"]),
+    cells = [[row["label"].replace(" ", "\u00a0"), str(row["seeds"]), _range(row["accuracy"]),
               _range(row["median_first"], 2), _range(row["median_last"], 2),
               _range(row["relative_shift"], 2), _range(row["spread_ratio"], 2)]
              for row in rows]
@@ -246,7 +247,7 @@ def rate_table(rows: list[dict]):
 
     cells = [[f"{rate:g}"] + [text(cell.get((arm, rate))) for arm in ARMS]
              for rate in rates]
-    return plots.result_table(cells, ["learning rate", "no BN", "BN conv+dense"])
+    return plots.result_table(cells, ["learning rate", "no\u00a0BN", "BN conv+dense"])
 
 
 def rate_figure(results: list[dict], title: str):
@@ -433,14 +434,16 @@ def one_step_findings(one_step: dict[str, list[dict]]) -> str:
               for arm, summary in summaries.items()}
         last = {arm: summary["ratio_at_largest"] for arm, summary in summaries.items()}
 
-        def which(ratios):
-            return "BN's" if ratios["batch"] < ratios["none"] else "no BN's"
+        def less(ratios):  # the arm whose loss grows less first, with its number
+            order = sorted(ratios, key=ratios.get)
+            words = {"batch": ("BN's", "with BN"), "none": ("no BN's", "without BN")}
+            return (words[order[0]][0], f"{_times(ratios[order[0]])} {words[order[0]][1]} "
+                    f"against {_times(ratios[order[1]])} {words[order[1]][1]}")
 
         lines.append(f"- **Both.** At η = {eta:.3g}, ten times the best step of both, "
-                     f"the loss grows less for {which(at)} network ({_times(at['batch'])} "
-                     f"with BN against {_times(at['none'])} without); at "
-                     f"η = {one_step['batch'][0]['step_sizes'][-1]:g}, for {which(last)} "
-                     f"({_times(last['batch'])} against {_times(last['none'])}).")
+                     f"the loss grows less for {less(at)[0]} network ({less(at)[1]}); at "
+                     f"η = {one_step['batch'][0]['step_sizes'][-1]:g}, for {less(last)[0]} "
+                     f"({less(last)[1]}).")
     return "\n".join(lines)
 
 

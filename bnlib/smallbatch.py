@@ -45,7 +45,7 @@ def _bench_label(name: str) -> str:
         return short_label(name)
     config = get_grid(REFERENCE[0]).run(name)
     if config.norm_conv == "batch":  # chapter 05's BN: Keras' own layer, not bnlib's
-        return "Keras' BatchNormalization (chapter 05's BN conv+dense)"
+        return "Keras' own BatchNormalization layer"
     return config.label
 
 
@@ -141,9 +141,15 @@ def speed_note(speed: dict | None, results: list[dict] = ()) -> str:
     spread = statistics.median((row["max"] - row["min"]) / row["median"]
                                for row in speed["runs"].values())
     timed = {name: row for name, row in speed["runs"].items() if name != REFERENCE[1]}
-    slower = [_bench_label(name) for name, row in timed.items()
+    in_table = {run.name for run in get_grid("smallbatch").runs}
+
+    def named(name):  # a network the table does not list brings its ratio along
+        return _bench_label(name) + ("" if name in in_table else
+                                     f" ({timed[name]['ratio_to_no_norm']:.2f}×)")
+
+    slower = [named(name) for name, row in timed.items()
               if 1 - row["ratio_to_no_norm"] > spread]
-    level = [_bench_label(name) for name, row in timed.items()
+    level = [named(name) for name, row in timed.items()
              if 1 - row["ratio_to_no_norm"] <= spread]
 
     def are(names):

@@ -138,7 +138,8 @@ def test_one_step_in_words():
     text = optimizer.one_step_findings(one_step)
     assert text.endswith("- **Both.** At η = 0.1, ten times the best step of both, the "
                          "loss grows less for BN's network (1.2 with BN against 2.5 "
-                         "without); at η = 10, for BN's (6 against 60).")
+                         "without BN); at η = 10, for BN's (6 with BN against 60 "
+                         "without BN).")
 
 
 def test_map_accuracy_is_the_last_epochs_mean():
@@ -201,7 +202,7 @@ def test_followup_by_hand():
     assert verdicts["bn-at-none-best"]["steps"]["verdict"] == plots.ONE_SEED
     text = optimizer.followup_findings(results, planned=6, target=0.60, rates=RATES)
     assert "PRELIMINARY" not in text
-    assert "Steps to 0.60: 1560 [1560, 1560] against 1950; 1 of 2 seeds not within 2,730 steps" in text
+    assert "Steps to 0.60: 1560 [1560,\u00a01560] against 1950; 1 of 2 seeds not within 2,730 steps" in text
     assert "BN at its best rate (0.1) against no BN at its best rate (0.03)" in text
     assert "BN's mean curve passes no BN's final accuracy after 1,170 steps (3.0 epochs)" in text
     assert "(+1 diverged)" in str(optimizer.followup_table(list(rows.values())))
