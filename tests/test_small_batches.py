@@ -705,6 +705,10 @@ def test_chapter_08_prose_holds_in_the_files():
                                               "renorm_vs_bn_full")] == [
         plots.CLEAR_OTHER_WAY, plots.CLEAR_OTHER_WAY, plots.CLEAR], \
         "rewrite 'Read together' in chapter 08: LN/GN/Renorm no longer all above BN"
+    assert "it loses as much as BN from $g = 128$ to $g = 4$, and more at $g = 2$" in text
+    assert (found["renorm_loses_less_at_4"]["verdict"], found["renorm_vs_bn_small"][
+        "verdict"]) == (plots.WITHIN_SPREAD, plots.CLEAR_OTHER_WAY), \
+        "rewrite 'Read together' in chapter 08: Batch Renorm as the groups shrink"
     standardized = root / "results" / "standardized"
     reference = [r for r in load_results(standardized)
                  if r["name"] == smallbatch.REFERENCE[1]]
