@@ -498,8 +498,7 @@ def scaling_table(rows: list[dict], results: dict[str, list[dict]] | None = None
             return "–"
         if len(values) < 2:
             return f"{values[0]:.3f} (1)"
-        return (f"{statistics.fmean(values):.3f} [{min(values):.3f},\u00a0"  # no break
-                f"{max(values):.3f}]\u00a0({len(values)})")
+        return f"{plots.mean_range(values)}\u00a0({len(values)})"
 
     cells = [[str(row["run_id"]), row["label"], cell(row["article_seeds"]),
               cell(row["standardized_seeds"]),

@@ -81,21 +81,15 @@ def drift_rows(results: list[dict], which: str = "unit") -> list[dict]:
     return rows
 
 
-def _range(values, digits=3) -> str:
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return f"{mean:.{digits}f}"
-    # no-break spaces: a cell wraps, if at all, before the bracket, never inside it
-    return f"{mean:.{digits}f} [{min(values):.{digits}f},\u00a0{max(values):.{digits}f}]"
-
-
 def drift_table(rows: list[dict], caption: str | None = None):
     """Mean [min, max] over seeds of each drift number, per arm."""
     columns = ["", "n", "test accuracy, last 5", "median, first tenth",
                "median, last tenth", "shift / first spread", "15–85 spread, last/first"]
-    cells = [[row["label"].replace(" ", "\u00a0"), str(row["seeds"]), _range(row["accuracy"]),
-              _range(row["median_first"], 2), _range(row["median_last"], 2),
-              _range(row["relative_shift"], 2), _range(row["spread_ratio"], 2)]
+    cells = [[row["label"].replace(" ", "\u00a0"), str(row["seeds"]),
+              plots.mean_range(row["accuracy"]), plots.mean_range(row["median_first"], 2),
+              plots.mean_range(row["median_last"], 2),
+              plots.mean_range(row["relative_shift"], 2),
+              plots.mean_range(row["spread_ratio"], 2)]
              for row in rows]
     return plots.result_table(cells, columns, caption)
 
@@ -696,7 +690,7 @@ def _steps_text(row: dict) -> str:
     reached = [s for s in steps if s is not None]
     if not steps:
         return "–"
-    text = _range(reached, 0) if reached else ""
+    text = plots.mean_range(reached, 0) if reached else ""
     missed = len(steps) - len(reached)
     if missed:
         text += (("; " if text else "") +
@@ -728,7 +722,7 @@ def followup_table(rows: list[dict], target: float = FOLLOWUP_TARGET):
         cells.append([roles_label(labels[row["name"]]), f"{row['learning_rate']:g}",
                       str(row["seeds"]) + (f" (+{len(row['diverged'])} diverged)"
                                            if row["diverged"] else ""),
-                      _range(row["accuracy"]) if row["accuracy"] else "–",
+                      plots.mean_range(row["accuracy"]) if row["accuracy"] else "–",
                       _steps_text(row)])
     return plots.result_table(cells, columns)
 

@@ -663,6 +663,19 @@ def stability_table(results: list[dict]):
          "its seeds", f"std of the last-{LAST_N_EVALS} mean between seeds"])
 
 
+def mean_range(values, digits: int = 3) -> str:
+    """'0.288 [0.286, 0.290]': the mean over seeds, then the lowest and
+    highest seed (what the book's rule compares); the mean alone for one
+    value, "–" for none. No-break spaces: a table cell wraps, if at all,
+    before the bracket, never inside it."""
+    if not values:
+        return "–"
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{min(values):.{digits}f},\u00a0{max(values):.{digits}f}]"
+
+
 def seed_range_cell(runs: list[dict]) -> str:
     """'0.667–0.692': the lowest and highest seed's last-N mean, what the
     book's rule compares (a no-break cell)."""

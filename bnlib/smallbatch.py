@@ -109,19 +109,9 @@ def error_rows(results: list[dict], reference: list[dict],
     return rows
 
 
-def _range(values, digits=3) -> str:
-    if not values:
-        return "–"
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return f"{mean:.{digits}f}"
-    # no-break spaces: a cell wraps, if at all, before the bracket, never inside it
-    return f"{mean:.{digits}f} [{min(values):.{digits}f},\u00a0{max(values):.{digits}f}]"
-
-
 def error_table(rows: list[dict]):
     cells = [[row["label"], "–" if row["g"] is None else str(row["g"]), str(row["seeds"]),
-              _range(row["error"]), _range(row["batch_stats_error"]),
+              plots.mean_range(row["error"]), plots.mean_range(row["batch_stats_error"]),
               "–" if row["speed"] is None else f"{row['speed']:.2f}×"] for row in rows]
     return plots.result_table(
         cells, ["network", "g", "seeds", "test error, moving averages",

@@ -297,3 +297,11 @@ def test_the_note_under_a_figure_names_every_point_below_its_axis(fake_article):
                     "our lowest seed at 2 points (epoch 1.0, 2.0)")
     assert plots.below_axis_note(results, "batch_norm_dropout_2") == ""
     assert plots.below_axis_note(results, "dropout_only", None) == ""
+
+
+def test_mean_range_is_the_seed_range_the_rule_compares():
+    from bnlib import plots
+
+    assert plots.mean_range([0.286, 0.290]) == "0.288 [0.286,\u00a00.290]"
+    assert plots.mean_range([1.234], 2) == "1.23"
+    assert plots.mean_range([]) == "–"
