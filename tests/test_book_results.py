@@ -473,3 +473,66 @@ def test_chapter_04_article_comparison_as_stated(results):
     for window, counts in plots.budget_summary(plots.budget_rows(results)).items():
         assert counts["compared"] == counts["ours_ahead"] == 12, window
         assert counts["below_all_seeds"] > 6, window  # "in most of them"
+
+
+def test_the_introductions_summary_of_part_ii_holds_in_the_files():
+    """"What part II found" in the introduction is hand-written: each of its
+    claims is checked here against the chapters' result files (through the
+    chapters' own generated findings or verdicts), so a change names the
+    sentence to rewrite."""
+    from bnlib import optimizer, santurkar, smallbatch
+    from bnlib.runner import results_if_any
+
+    text = " ".join((ROOT / "book" / "intro.md").read_text().split())
+    files = {name: results_if_any(ROOT / "results" / name)
+             for name in ("figure1", "lrmap", "lrfollowup", "lradam", "santurkar",
+                          "smallbatch")}
+    # chapter 06, from its generated paragraph
+    found = optimizer.what_we_found(files["figure1"], files["lrmap"],
+                                    files["lrfollowup"], files["lradam"])
+    for intro_says, files_say in (
+            ("both networks train best at a rate of 0.01, where they end level after "
+             "15 epochs", "both networks train best at 0.01"),
+            ("where they end level after 15 epochs",
+             "for 15 epochs, BN ends at 0.747 against 0.738 (no clear difference"),
+            ("BN stays within 90 % of its best accuracy up to a rate of 0.1 and the "
+             "network without it only up to 0.03",
+             "BN stays within 90 % of its best up to a rate of 0.1, no BN up to 0.03"),
+            ("with Adam at a rate of 0.01 only the network with BN learns at all",
+             "At Adam's 0.01 only the network with BN learns"),
+            ("In the BN paper's own sigmoid network BN ends clearly higher",
+             "the sigmoid network with BN ends with a higher accuracy (every seed"),
+            ("yet it does not hold the sigmoid's input steadier",
+             "BN does not keep the sigmoid's input steadier (the median's move: no "
+             "clear difference")):
+        assert intro_says in text
+        assert files_say in found, f"rewrite the introduction's chapter 06 bullet: {intro_says!r}"
+    # chapter 07, from its generated paragraph (BN's runs at the high rate are
+    # chapter 06's follow-up runs)
+    left = santurkar.what_is_left(santurkar.with_followup(files["santurkar"],
+                                                          files["lrfollowup"]))
+    for intro_says, files_say in (
+            ("BN does not clearly reduce the internal covariate shift they define",
+             "BN does not clearly reduce the measured internal covariate shift"),
+            ("it makes the loss smoother along the gradient",
+             "BN makes the loss landscape smoother (effective smoothness, epochs 1–3: "
+             "BN 34.3 against no BN 37.4, every seed of BN below"),
+            ("at the rate where BN leads, noisy BN keeps most of that lead over no BN, "
+             "not all of it", "noisy BN keeps most of BN's lead over no BN (92 % of it), "
+             "not all: it ends clearly below BN, though clearly above no BN")):
+        assert intro_says in text
+        assert files_say in left, f"rewrite the introduction's chapter 07 bullet: {intro_says!r}"
+    # chapter 08, from its verdicts
+    verdicts = {key: row["verdict"] for key, row in
+                smallbatch.verdicts(files["smallbatch"]).items()}
+    for intro_says, keys, expected in (
+            ("BN loses accuracy when it normalizes groups of 4 or 2 examples",
+             ("bn_breaks_at_4", "bn_breaks"), plots.CLEAR),
+            ("beats it with groups of 2", ("gn_vs_small_bn",), plots.CLEAR),
+            ("GroupNorm and LayerNorm beat BN at the full batch too",
+             ("bn_vs_gn", "bn_vs_ln"), plots.CLEAR_OTHER_WAY),
+            ("Batch Renormalization loses as much as BN when the groups shrink from "
+             "128 to 4 examples", ("renorm_loses_less_at_4",), plots.WITHIN_SPREAD)):
+        assert intro_says in text
+        assert all(verdicts[key] == expected for key in keys), \
+            f"rewrite the introduction's chapter 08 bullet: {intro_says!r}"
