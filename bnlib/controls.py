@@ -45,6 +45,10 @@ QUESTIONS = (
              ("standardized", "std-bn-both-d0"), ("standardized", "std-none-d0")),
     Question("std-bn-vs-raw-bn", "BN conv+dense: standardized vs raw inputs",
              ("standardized", "std-bn-both-d0"), ("article", "bn-both-d0")),
+    Question("unit-vs-std", "inputs /255 vs standardized inputs, no BN",
+             ("inputs", "unit-none-d0"), ("standardized", "std-none-d0")),
+    Question("bn-inside-vs-unit", "BN conv+dense on raw inputs vs inputs /255 "
+             "without BN", ("article", "bn-both-d0"), ("inputs", "unit-none-d0")),
     Question("bn-input-vs-none", "one BN layer on the input image vs nothing",
              ("inputs", "bninput-none-d0"), ("article", "none-d0")),
     Question("bn-inside-vs-input", "BN conv+dense vs one BN layer on the input image",
@@ -417,12 +421,47 @@ def headline_markdown(results: dict[str, list[dict]]) -> str:
             f"Standardizing alone, without BN, reaches {gap['std_none']:.3f} "
             f"({gap['std_seeds']} seed{'s' if gap['std_seeds'] > 1 else ''}) and so "
             f"closes {100 * gap['share']:.0f} % of that gap{_more_than_all(gap, results)}.")
+    text += _other_fixes(results)
     if std_bn:
         text += (f" With standardized inputs BN conv+dense reaches "
                  f"{row['better_mean']:.3f} ({len(std_bn)} seed"
                  f"{'s' if len(std_bn) > 1 else ''}), {row['diff']:+.3f} over no BN: "
                  f"{HEADLINE_VERDICT_WORDS[row['verdict']]}.")
     return text + status
+
+
+# a fix of the input scale without BN inside, against raw BN conv+dense (the
+# question's "better" side): its verdict read from the fix's side
+AGAINST_RAW_BN = {
+    plots.CLEAR: "clearly below raw BN conv+dense",
+    plots.CLEAR_OTHER_WAY: "clearly above raw BN conv+dense",
+    plots.WITHIN_SPREAD: "level with raw BN conv+dense by the book's rule",
+    plots.ONE_SEED: "one seed on a side, no verdict yet",
+}
+OTHER_FIXES = (("bn-inside-vs-unit", "inputs divided by 255"),
+               ("bn-inside-vs-input", "one BN layer on the raw image"))
+
+
+def _other_fixes(results: dict[str, list[dict]]) -> str:
+    """The headline's sentence on the two other fixes of the input scale
+    (x/255, one BN layer on the image), each without BN inside the network,
+    against raw BN conv+dense; ``""`` until one of them has a finished run."""
+    parts = []
+    for key, words in OTHER_FIXES:
+        question = QUESTIONS[[q.key for q in QUESTIONS].index(key)]
+        row = answer(results, question)
+        fix_runs = runs_of(results, *question.worse)
+        if not fix_runs or row["verdict"] == plots.MISSING:
+            continue
+        planned = planned_seeds(question.worse[0])
+        seeds = (f"{len(fix_runs)} seeds" if len(fix_runs) >= planned else
+                 f"PRELIMINARY: {len(fix_runs)} of {planned} seeds")
+        parts.append(f"{row['worse_mean']:.3f} with {words} ({seeds}; "
+                     f"{AGAINST_RAW_BN[row['verdict']]})")
+    if not parts:
+        return ""
+    return (" Without BN inside the network, the other fixes of the input scale "
+            "reach " + " and ".join(parts) + ".")
 
 
 # --------------------------------------------------------------------------- the whole grid

@@ -89,6 +89,37 @@ def test_the_control_headline_from_hand_made_results():
         {"article": [], "standardized": [], "inputs": [], "budget": []})
 
 
+def test_the_headline_names_the_other_fixes_of_the_input_scale():
+    """x/255 and one BN layer on the image, each without BN inside, against raw
+    BN conv+dense: verdict from the fix's side, PRELIMINARY while seeds are
+    missing, nothing while a fix has no finished run."""
+    def results(unit_accuracies, bninput_accuracies):
+        return {
+            "article": [fake_result("article", "none-d0", s, 0.54) for s in range(3)]
+            + [fake_result("article", "bn-both-d0", s, 0.68 + s / 100) for s in range(3)],
+            "standardized": [fake_result("standardized", "std-none-d0", s, 0.65)
+                             for s in range(3)],
+            "inputs": [fake_result("inputs", "unit-none-d0", s, a)
+                       for s, a in enumerate(unit_accuracies)]
+            + [fake_result("inputs", "bninput-none-d0", s, a)
+               for s, a in enumerate(bninput_accuracies)],
+            "budget": []}
+
+    text = controls.headline_markdown(results([0.71, 0.72, 0.73], [0.67, 0.685, 0.69]))
+    assert ("Without BN inside the network, the other fixes of the input scale reach "
+            "0.720 with inputs divided by 255 (3 seeds; clearly above raw BN conv+dense) "
+            "and 0.682 with one BN layer on the raw image (3 seeds; level with raw BN "
+            "conv+dense by the book's rule).") in text
+    below = controls.headline_markdown(results([0.60, 0.61, 0.62], [0.69]))
+    assert ("reach 0.610 with inputs divided by 255 (3 seeds; clearly below raw BN "
+            "conv+dense) and 0.690 with one BN layer on the raw image (PRELIMINARY: 1 of "
+            "3 seeds; one seed on a side, no verdict yet).") in below
+    assert "other fixes" not in controls.headline_markdown(results([], []))
+    rows = {row["key"]: row for row in controls.answers(results([0.71, 0.72, 0.73], []))}
+    assert rows["unit-vs-std"]["verdict"] == plots.CLEAR
+    assert rows["bn-inside-vs-unit"]["verdict"] == plots.CLEAR_OTHER_WAY
+
+
 @pytest.mark.parametrize("std_accuracies, words", [
     ([0.69, 0.70, 0.71], "of that gap: more than all of it on the means, but the seed "
                          "ranges overlap (standardized inputs without BN 0.690–0.710, "
