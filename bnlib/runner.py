@@ -114,6 +114,43 @@ def chapter_results_dir(grid_name: str, protocol: Protocol,
     return grid.results_dir(own, root)
 
 
+def repository_root() -> Path:
+    """The repository a notebook runs in: Jupyter starts a notebook's kernel in
+    the notebook's own folder, ``notebooks/``; the command line and the tests
+    run from the repository root."""
+    cwd = Path.cwd()
+    return cwd.parent if cwd.name == "notebooks" else cwd
+
+
+def chapter_folders(grid_names: Iterable[str], protocol: Protocol,
+                    chapter: str) -> dict[str, Path]:
+    """The folder each of a chapter's grids is read from. Under the ``smoke``
+    profile: a fresh scratch folder per grid, where the notebook trains its tiny
+    runs (they never mix with the committed ones); under any other profile: the
+    grid's committed folder, :func:`chapter_results_dir` under the repository's
+    ``results/``."""
+    if protocol.profile == "smoke":
+        scratch = Path(tempfile.mkdtemp(prefix=f"bnlib-{chapter}-"))
+        return {name: scratch / name for name in grid_names}
+    root = repository_root() / RESULTS_ROOT
+    return {name: chapter_results_dir(name, protocol, root) for name in grid_names}
+
+
+def folders_listing(protocol: Protocol, folders: dict[str, Path]) -> str:
+    """What a chapter prints about its folders: the profile, then one line per
+    grid with its folder relative to the repository (never an absolute path of
+    this machine) or "a temporary folder"."""
+    root = repository_root()
+    width = max(map(len, folders), default=0)
+    lines = [f"profile: {protocol.profile}"]
+    for name, folder in folders.items():
+        folder = Path(folder).absolute()
+        shown = (folder.relative_to(root).as_posix() if folder.is_relative_to(root)
+                 else "a temporary folder")
+        lines.append(f"  grid {name:{width}s} -> {shown}")
+    return "\n".join(lines)
+
+
 def results_if_any(results_dir: str | os.PathLike) -> list[dict]:
     """:func:`load_results` of a folder, or an empty list while the folder
     does not exist (a grid not trained yet)."""

@@ -75,6 +75,32 @@ def test_results_folders():
         "results/budget")
 
 
+def test_chapter_folders_and_their_listing(tmp_path, monkeypatch):
+    """A notebook runs in notebooks/, the CLI in the repository root: both find
+    the same results/; the smoke profile gets scratch folders; the listing
+    never prints an absolute path."""
+    from bnlib.runner import chapter_folders, folders_listing, repository_root
+
+    (tmp_path / "notebooks").mkdir()
+    book = C.get_profile("book")
+    for cwd in (tmp_path, tmp_path / "notebooks"):
+        monkeypatch.chdir(cwd)
+        assert repository_root() == tmp_path
+        folders = chapter_folders(("smallbatch", "budget"), book, "08")
+        assert folders == {"smallbatch": tmp_path / "results" / "smallbatch",
+                           "budget": tmp_path / "results" / "budget"}
+        assert folders_listing(book, folders) == (
+            "profile: book\n  grid smallbatch -> results/smallbatch\n"
+            "  grid budget     -> results/budget")
+    smoke = C.get_profile("smoke")
+    scratch = chapter_folders(("smallbatch",), smoke, "08")["smallbatch"]
+    assert scratch.parent.name.startswith("bnlib-08-") and scratch.parent.is_dir()
+    assert not scratch.is_relative_to(tmp_path)
+    assert folders_listing(smoke, {"smallbatch": scratch}) == (
+        "profile: smoke\n  grid smallbatch -> a temporary folder")
+    scratch.parent.rmdir()
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"norm_conv": "group", "norm_dense": "group", "groups": 8}, "norm_dense cannot"),
     ({"norm_conv": "ghost"}, "needs ghost_size"),
