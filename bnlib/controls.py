@@ -120,14 +120,19 @@ def planned_seeds(grid: str) -> int:
     return get_profile(get_grid(grid).profile).seeds
 
 
+def _status(done: int, planned: int) -> str:
+    return "not trained yet" if not done else f"{done} of {planned} seeds"
+
+
 def unfinished(results: dict[str, list[dict]], runs) -> list[str]:
-    """``"name (k of n seeds)"`` for each ``(grid, run name)`` with fewer
-    finished seeds than its grid plans (``"name (not trained yet)"`` for none)."""
+    """``"label (k of n seeds)"`` for each ``(grid, run name)`` with fewer
+    finished seeds than its grid plans (``"label (not trained yet)"`` for none),
+    the run named by its legend label, as in the chapter's tables."""
     notes = []
     for grid, name in dict.fromkeys(runs):
         done, planned = len(runs_of(results, grid, name)), planned_seeds(grid)
         if done < planned:
-            notes.append(f"{name} ({'not trained yet' if not done else f'{done} of {planned} seeds'})")
+            notes.append(f"{get_grid(grid).run(name).label} ({_status(done, planned)})")
     return notes
 
 
@@ -135,7 +140,24 @@ def preliminary_note(results: dict[str, list[dict]], runs) -> str:
     """One PRELIMINARY line naming the unfinished runs, or ``""``."""
     notes = unfinished(results, runs)
     return ("" if not notes else
-            "PRELIMINARY, still training: " + ", ".join(notes) + ".")
+            "PRELIMINARY, still training: " + "; ".join(notes) + ".")
+
+
+def standardized_runs_note(results: dict[str, list[dict]]) -> str:
+    """The standardized grid's unfinished runs by the article's run ids (the
+    scaling table's first column), grouped by how far they are, or ``""``."""
+    planned = planned_seeds("standardized")
+    by_status: dict[str, list[str]] = {}
+    for run_id, config in enumerate(get_grid("article").runs):
+        done = len(runs_of(results, "standardized", f"std-{config.name}"))
+        if done < planned:
+            by_status.setdefault(_status(done, planned), []).append(str(run_id))
+    if not by_status:
+        return ""
+    parts = [f"{'runs' if len(ids) > 1 else 'run'} {plots.and_join(ids)}: {status}"
+             for status, ids in by_status.items()]
+    return ("PRELIMINARY, still training with standardized inputs: "
+            + "; ".join(parts) + ".")
 
 
 def question_runs() -> list[tuple[str, str]]:
@@ -150,11 +172,12 @@ def answers_table(rows: list[dict], results: dict[str, list[dict]] | None = None
     cells = [[row["question"], number(row.get("better_mean"), ".3f"),
               number(row.get("worse_mean"), ".3f"),
               number(row.get("diff"), "+.3f"),
-              "{}/{}".format(*row["seeds"]), row["verdict"]] for row in rows]
+              "{}, {}".format(*row["seeds"]), row["verdict"]] for row in rows]
     note = preliminary_note(results, question_runs()) if results is not None else ""
     return plots.result_table(cells, ["question (first vs second)", "first",
-                                      "second", "difference", "seeds",
-                                      "verdict"], caption=note or None)
+                                      "second", "difference",
+                                      "seeds (first, second)", "verdict"],
+                            caption=note or None)
 
 
 # --------------------------------------------------------------------------- figures
@@ -351,8 +374,8 @@ def findings_markdown(results: dict[str, list[dict]]) -> str:
             continue
         lines.append(
             f"- {row['question']}: {row['better_mean']:.3f} vs "
-            f"{row['worse_mean']:.3f} ({row['diff']:+.3f}, seeds "
-            f"{row['seeds'][0]}/{row['seeds'][1]}): *{row['verdict']}*.")
+            f"{row['worse_mean']:.3f} ({row['diff']:+.3f}; seeds: {row['seeds'][0]} "
+            f"against {row['seeds'][1]}): *{row['verdict']}*.")
     return "\n".join(lines)
 
 
@@ -362,8 +385,7 @@ def _more_than_all(gap: dict, results: dict[str, list[dict]]) -> str:
     ranges are named, so the reader can apply the rule."""
     if gap["share"] <= 1:
         return ""
-    question = QUESTIONS[[q.key for q in QUESTIONS].index("bn-beats-std")]
-    verdict = answer(results, question)["verdict"]
+    verdict = answer(results, _question("bn-beats-std"))["verdict"]
     ranges = {}
     for side, (grid, name) in (("std", ("standardized", "std-none-d0")),
                                ("raw", ("article", "bn-both-d0"))):
@@ -376,9 +398,22 @@ def _more_than_all(gap: dict, results: dict[str, list[dict]]) -> str:
     if verdict == plots.WITHIN_SPREAD:
         return (f": more than all of it on the means, but the seed ranges overlap "
                 f"(standardized inputs without BN {ranges['std']}, raw inputs with BN "
-                f"conv+dense {ranges['raw']}), so by the book's rule the two are "
-                f"level: standardizing alone closes the whole gap, no more")
+                f"conv+dense {ranges['raw']}), so by the book's rule the two end "
+                f"level: standardizing alone closes the gap, and the extra "
+                f"{100 * (gap['share'] - 1):.0f} % lies within the seeds' spread")
     return ": more than all of it on the means; one seed on a side, no verdict"
+
+
+def _question(key: str) -> Question:
+    return QUESTIONS[[q.key for q in QUESTIONS].index(key)]
+
+
+def _seeds(count: int, planned: int) -> str:
+    """``3 seeds`` for a finished run, ``PRELIMINARY, 2 of 3 seeds so far`` for
+    one still training."""
+    if count >= planned:
+        return f"{count} seed{'s' if count > 1 else ''}"
+    return f"PRELIMINARY, {count} of {planned} seeds so far"
 
 
 HEADLINE_VERDICT_WORDS = {
@@ -393,50 +428,50 @@ HEADLINE_VERDICT_WORDS = {
 
 def headline_markdown(results: dict[str, list[dict]]) -> str:
     """The introduction's (and chapter 04's) paragraph on chapter 05's control,
-    written from the result files: how much of chapter 04's BN gap (dropout
-    0) standardizing the inputs alone closes, and whether BN conv+dense still
-    beats no BN with standardized inputs. Says PRELIMINARY while the
-    standardized grid's dropout-0 pair is not complete."""
+    written from the result files: a lead-in, then one bullet each for chapter
+    04's BN gap (dropout 0), how much of it standardizing the inputs alone
+    closes, the other fixes of the input scale, and whether (and by how much)
+    BN conv+dense still beats no BN with standardized inputs. Says PRELIMINARY
+    wherever a run still lacks seeds."""
     gap = gap_closed(results)
     if gap is None:
         return ("**Is it just the inputs?** Chapter 05 repeats the comparison with "
                 "standardized inputs; its runs are not trained yet.")
-    grid = get_grid("standardized")
-    from .config import get_profile
-
-    seeds = get_profile(grid.profile).seeds
-    names = ("std-none-d0", "std-bn-both-d0")
-    done = [len(runs_of(results, "standardized", name)) for name in names]
-    status = ("" if min(done) >= seeds else
-              f" **Preliminary: {done[0]} of {seeds} seeds without BN and {done[1]} "
-              f"of {seeds} with BN have finished; the numbers will move.**")
+    seeds = planned_seeds("standardized")
+    lines = [
+        "**Is it just the inputs?** The article feeds raw 0–255 pixels to the network, "
+        "so BN after the first convolution's ReLU also rescales what every later "
+        "layer sees. Chapter 05 repeats the comparison without dropout (no BN against "
+        "BN conv+dense) with standardized inputs: each color channel shifted and "
+        "scaled by its mean and standard deviation over the training split.",
+        "",
+        f"- On raw pixels BN conv+dense leads no BN by {gap['gap']:+.3f} "
+        f"({gap['raw_bn']:.3f} against {gap['raw_none']:.3f}).",
+        f"- Standardizing alone, without BN, reaches {gap['std_none']:.3f} "
+        f"({_seeds(gap['std_seeds'], seeds)}) and so closes "
+        f"{100 * gap['share']:.0f} % of that gap{_more_than_all(gap, results)}."]
+    other = _other_fixes(results)
+    if other:
+        lines.append(f"- {other}")
     std_bn = runs_of(results, "standardized", "std-bn-both-d0")
-    row = answer(results, QUESTIONS[[q.key for q in QUESTIONS].index("std-bn-both")])
-    text = (f"**Is it just the inputs?** The article feeds raw 0–255 pixels to the "
-            f"network, so BN after the first convolution's ReLU also rescales what every "
-            f"later layer sees. Chapter 05 repeats the dropout-0 comparison with standardized "
-            f"inputs (each color channel's mean and standard deviation over the "
-            f"training split). On raw pixels BN conv+dense leads no BN by "
-            f"{gap['gap']:+.3f} ({gap['raw_bn']:.3f} against {gap['raw_none']:.3f}). "
-            f"Standardizing alone, without BN, reaches {gap['std_none']:.3f} "
-            f"({gap['std_seeds']} seed{'s' if gap['std_seeds'] > 1 else ''}) and so "
-            f"closes {100 * gap['share']:.0f} % of that gap{_more_than_all(gap, results)}.")
-    text += _other_fixes(results)
     if std_bn:
-        text += (f" With standardized inputs BN conv+dense reaches "
-                 f"{row['better_mean']:.3f} ({len(std_bn)} seed"
-                 f"{'s' if len(std_bn) > 1 else ''}), {row['diff']:+.3f} over no BN: "
-                 f"{HEADLINE_VERDICT_WORDS[row['verdict']]}.")
-    return text + status
+        row = answer(results, _question("std-bn-both"))
+        lines.append(
+            f"- With standardized inputs BN conv+dense reaches {row['better_mean']:.3f} "
+            f"({_seeds(len(std_bn), seeds)}), {row['diff']:+.3f} over no BN: "
+            f"{HEADLINE_VERDICT_WORDS[row['verdict']]}; the lead is "
+            f"{100 * row['diff'] / gap['gap']:.0f} % of its size on raw pixels "
+            f"({row['diff']:+.3f} against {gap['gap']:+.3f}).")
+    return "\n".join(lines)
 
 
-# a fix of the input scale without BN inside, against raw BN conv+dense (the
-# question's "better" side): its verdict read from the fix's side
+# a fix of the input scale without BN on any hidden layer, against raw BN
+# conv+dense (the question's "better" side): its verdict read from the fix's side
 AGAINST_RAW_BN = {
-    plots.CLEAR: "clearly below raw BN conv+dense",
-    plots.CLEAR_OTHER_WAY: "clearly above raw BN conv+dense",
-    plots.WITHIN_SPREAD: "level with raw BN conv+dense by the book's rule",
-    plots.ONE_SEED: "one seed on a side, no verdict yet",
+    plots.CLEAR: "every seed below every seed of BN conv+dense on raw pixels",
+    plots.CLEAR_OTHER_WAY: "every seed above every seed of BN conv+dense on raw pixels",
+    plots.WITHIN_SPREAD: "level with BN conv+dense on raw pixels, the seed ranges "
+                         "overlapping",
 }
 OTHER_FIXES = (("bn-inside-vs-unit", "inputs divided by 255"),
                ("bn-inside-vs-input", "one BN layer on the raw image"))
@@ -444,23 +479,22 @@ OTHER_FIXES = (("bn-inside-vs-unit", "inputs divided by 255"),
 
 def _other_fixes(results: dict[str, list[dict]]) -> str:
     """The headline's sentence on the two other fixes of the input scale
-    (x/255, one BN layer on the image), each without BN inside the network,
+    (x/255, one BN layer on the image), each with no BN on any hidden layer,
     against raw BN conv+dense; ``""`` until one of them has a finished run."""
     parts = []
     for key, words in OTHER_FIXES:
-        question = QUESTIONS[[q.key for q in QUESTIONS].index(key)]
+        question = _question(key)
         row = answer(results, question)
         fix_runs = runs_of(results, *question.worse)
         if not fix_runs or row["verdict"] == plots.MISSING:
             continue
-        planned = planned_seeds(question.worse[0])
-        seeds = (f"{len(fix_runs)} seeds" if len(fix_runs) >= planned else
-                 f"PRELIMINARY: {len(fix_runs)} of {planned} seeds")
-        parts.append(f"{row['worse_mean']:.3f} with {words} ({seeds}; "
-                     f"{AGAINST_RAW_BN[row['verdict']]})")
+        seeds = _seeds(len(fix_runs), planned_seeds(question.worse[0]))
+        judged = ("too few to judge" if row["verdict"] == plots.ONE_SEED
+                  else AGAINST_RAW_BN[row["verdict"]])
+        parts.append(f"{row['worse_mean']:.3f} with {words} ({seeds}: {judged})")
     if not parts:
         return ""
-    return (" Without BN inside the network, the other fixes of the input scale "
+    return ("With no BN on any hidden layer, the other fixes of the input scale "
             "reach " + " and ".join(parts) + ".")
 
 
@@ -545,9 +579,7 @@ def scaling_table(rows: list[dict], results: dict[str, list[dict]] | None = None
               else f"{row['verdict']['diff']:+.3f}",
               SHORT_VERDICTS.get(row["verdict"]["verdict"], row["verdict"]["verdict"])]
              for row in rows]
-    note = (preliminary_note(results, [("standardized", f"std-{c.name}")
-                                       for c in get_grid("article").runs])
-            if results is not None else "")
+    note = standardized_runs_note(results) if results is not None else ""
     return plots.result_table(
         cells, ["run", "configuration", "raw (seeds)", "standardized (seeds)",
                 "standardized − raw", "verdict"], caption=note or None)
@@ -556,7 +588,7 @@ def scaling_table(rows: list[dict], results: dict[str, list[dict]] | None = None
 class Claim(NamedTuple):
     key: str
     text: str
-    pairs: tuple[tuple[int, int], ...]  # (better, worse) run ids
+    pairs: tuple[tuple[int, int | None], ...]  # (better, worse) run ids; None: not known yet
 
 
 def article_claims(results: list[dict]) -> tuple[Claim, ...]:
@@ -567,7 +599,9 @@ def article_claims(results: list[dict]) -> tuple[Claim, ...]:
     rows = {row["run_id"]: row for row in plots.summary_rows(
         [r for r in results if r["status"] == "complete"])}
     no_bn = [run_id for run_id in (0, 1, 2) if run_id in rows]
-    best_no_bn = max(no_bn, key=lambda r: rows[r]["last_n_mean"]) if no_bn else 2
+    # "the best network without BN" means something only once all three exist
+    best_no_bn = (max(no_bn, key=lambda r: rows[r]["last_n_mean"]) if len(no_bn) == 3
+                  else None)
     return (
         Claim("bn-beats-dropout", "BN beats dropout: each BN placement without "
               "dropout against the best network without BN",
@@ -585,7 +619,8 @@ def claim_counts(results: list[dict], claim: Claim) -> dict[str, int]:
     """How many of a claim's comparisons get each verdict in one grid."""
     counts: dict[str, int] = {}
     for better, worse in claim.pairs:
-        verdict = plots.compare(results, better, worse)["verdict"]
+        verdict = (plots.MISSING if worse is None else
+                   plots.compare(results, better, worse)["verdict"])
         counts[verdict] = counts.get(verdict, 0) + 1
     return counts
 
@@ -610,10 +645,13 @@ def claims_markdown(results: dict[str, list[dict]]) -> str:
             parts.append(f"{SCALINGS[grid]}: " + ", ".join(
                 f"{counts[v]} of {total} {VERDICT_SHORT[v]}"
                 for v in VERDICT_SHORT if counts.get(v)))
-        best = raw_claim.pairs[0][1], std_claim.pairs[0][1]
-        extra = (f" (the best finished network without BN: run {best[0]} raw, run "
-                 f"{best[1]} standardized)" if raw_claim.key == "bn-beats-dropout"
-                 else "")
+        extra = ""
+        if raw_claim.key == "bn-beats-dropout":
+            best = [f"run {claim.pairs[0][1]} {words}" if claim.pairs[0][1] is not None
+                    else f"with {words} inputs not known until the three runs without BN "
+                         f"are trained"
+                    for claim, words in ((raw_claim, "raw"), (std_claim, "standardized"))]
+            extra = f" (the best network without BN: {best[0]}; {best[1]})"
         sides = "; ".join(parts)
         lines.append(f"- **{raw_claim.text}**{extra}. {sides[0].upper()}{sides[1:]}.")
     notes = unfinished(results, [("standardized", f"std-{c.name}")

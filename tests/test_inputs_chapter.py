@@ -76,15 +76,17 @@ def test_the_control_headline_from_hand_made_results():
     assert "BN conv+dense leads no BN by +0.140 (0.680 against 0.540)" in text
     assert "reaches 0.660 (3 seeds) and so closes 86 % of that gap." in text
     assert "BN conv+dense reaches 0.710 (3 seeds), +0.050 over no BN: every seed " \
-           "with BN ahead, so BN's lead survives the control." in text
-    assert "Preliminary" not in text
+           "with BN ahead, so BN's lead survives the control; the lead is 36 % of its " \
+           "size on raw pixels (+0.050 against +0.140)." in text
+    assert "PRELIMINARY" not in text
+    assert text.count("\n- ") == 3  # a lead-in, then one bullet per finding
 
     overlapping = controls.headline_markdown(results(3, [0.655, 0.70, 0.71]))
     assert "does not clearly survive the control" in overlapping
     partial = controls.headline_markdown(results(2, [0.70]))
     assert "one seed on a side, so no verdict yet" in partial
-    assert partial.endswith("**Preliminary: 2 of 3 seeds without BN and 1 of 3 "
-                            "with BN have finished; the numbers will move.**")
+    assert "reaches 0.655 (PRELIMINARY, 2 of 3 seeds so far) and so closes" in partial
+    assert "reaches 0.700 (PRELIMINARY, 1 of 3 seeds so far), +0.045 over no BN" in partial
     assert "not trained yet" in controls.headline_markdown(
         {"article": [], "standardized": [], "inputs": [], "budget": []})
 
@@ -106,14 +108,15 @@ def test_the_headline_names_the_other_fixes_of_the_input_scale():
             "budget": []}
 
     text = controls.headline_markdown(results([0.71, 0.72, 0.73], [0.67, 0.685, 0.69]))
-    assert ("Without BN inside the network, the other fixes of the input scale reach "
-            "0.720 with inputs divided by 255 (3 seeds; clearly above raw BN conv+dense) "
-            "and 0.682 with one BN layer on the raw image (3 seeds; level with raw BN "
-            "conv+dense by the book's rule).") in text
+    assert ("- With no BN on any hidden layer, the other fixes of the input scale reach "
+            "0.720 with inputs divided by 255 (3 seeds: every seed above every seed of "
+            "BN conv+dense on raw pixels) and 0.682 with one BN layer on the raw image "
+            "(3 seeds: level with BN conv+dense on raw pixels, the seed ranges "
+            "overlapping).") in text
     below = controls.headline_markdown(results([0.60, 0.61, 0.62], [0.69]))
-    assert ("reach 0.610 with inputs divided by 255 (3 seeds; clearly below raw BN "
-            "conv+dense) and 0.690 with one BN layer on the raw image (PRELIMINARY: 1 of "
-            "3 seeds; one seed on a side, no verdict yet).") in below
+    assert ("reach 0.610 with inputs divided by 255 (3 seeds: every seed below every "
+            "seed of BN conv+dense on raw pixels) and 0.690 with one BN layer on the raw "
+            "image (PRELIMINARY, 1 of 3 seeds so far: too few to judge).") in below
     assert "other fixes" not in controls.headline_markdown(results([], []))
     rows = {row["key"]: row for row in controls.answers(results([0.71, 0.72, 0.73], []))}
     assert rows["unit-vs-std"]["verdict"] == plots.CLEAR
@@ -124,8 +127,8 @@ def test_the_headline_names_the_other_fixes_of_the_input_scale():
     ([0.69, 0.70, 0.71], "of that gap: more than all of it on the means, but the seed "
                          "ranges overlap (standardized inputs without BN 0.690–0.710, "
                          "raw inputs with BN conv+dense 0.680–0.700), so by the book's "
-                         "rule the two are level: standardizing alone closes the whole "
-                         "gap, no more."),
+                         "rule the two end level: standardizing alone closes the gap, "
+                         "and the extra 7 % lies within the seeds' spread."),
     ([0.72, 0.73, 0.74], "of that gap: more than all of it, and clearly so: every seed "
                          "of standardized inputs without BN (0.720–0.740) is ahead of "
                          "every seed of raw inputs with BN conv+dense (0.680–0.700)."),
@@ -152,6 +155,7 @@ def test_chapters_04_and_05_show_what_the_files_give():
     found = controls.load_control_results(folders)
     for notebook, expected in (
             ("04_experiment", controls.headline_markdown(found)),
+            ("05_inputs", controls.headline_markdown(found)),
             ("05_inputs", controls.findings_markdown(found)),
             ("05_inputs", controls.claims_markdown(found))):
         cells = json.loads((ROOT / "notebooks" / f"{notebook}.ipynb").read_text())["cells"]
@@ -191,8 +195,8 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
     text = controls.claims_markdown(results)
     assert "PRELIMINARY" not in text
     assert ("- **BN beats dropout: each BN placement without dropout against the best "
-            "network without BN** (the best finished network without BN: run 2 raw, "
-            "run 0 standardized). Raw 0–255 inputs: 3 of 3 clear, as claimed; "
+            "network without BN** (the best network without BN: run 2 raw; run 0 "
+            "standardized). Raw 0–255 inputs: 3 of 3 clear, as claimed; "
             "standardized inputs: 3 of 3 within spread.") in text
     assert "- **dropout 0.2 and 0.4 against none, for each BN placement**. Raw " \
            "0–255 inputs: 6 of 6 clear, as claimed; standardized inputs: 6 of 6 " \
@@ -205,6 +209,16 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
     partial = {**results, "standardized": results["standardized"][:3]}
     assert controls.claims_markdown(partial).startswith(
         "- **PRELIMINARY, still training:** 11 of the standardized grid's 12")
+    without_dropout = {**results, "standardized": [
+        r for r in results["standardized"] if r["run_id"] in (0, 3, 6, 9)]}
+    assert ("(the best network without BN: run 2 raw; with standardized inputs not "
+            "known until the three runs without BN are trained). Raw 0–255 inputs: 3 of "
+            "3 clear, as claimed; standardized inputs: 3 of 3 not trained yet.") in \
+        controls.claims_markdown(without_dropout)  # not judged against run 0 alone
+    assert str(controls.scaling_table(controls.scaling_rows(without_dropout),
+                                      without_dropout)).count(
+        "PRELIMINARY, still training with standardized inputs: runs 1, 2, 4, 5, 7, 8, "
+        "10 and 11: not trained yet.") == 1
     assert "0.700 (1)" in str(controls.scaling_table(controls.scaling_rows(
         {**results, "standardized": results["standardized"][:1]})))  # 1 seed: no ±
     import matplotlib
@@ -261,8 +275,13 @@ def test_the_prose_about_the_untrained_network():
     # "exactly the same units are on and off" with x/255 as with raw pixels
     for key in ("rarely_active", "mostly_active"):
         assert measured["unit", False][key] == measured["raw", False][key] > 0.1
-        # "centering the inputs removes that"
+        # "centering the inputs ... leaves hardly any"
         assert measured["standardize", False][key] < 0.01
+    # "together more than half of conv1's units with raw or /255 inputs"
+    assert measured["raw", False]["rarely_active"] + \
+        measured["raw", False]["mostly_active"] > 0.5
+    text = " ".join((ROOT / "notebooks" / "05_inputs.md").read_text().split())
+    assert "together more than half of conv1's units with raw or /255 inputs" in text
 
 
 def test_the_opening_claim_about_chapter_04():
