@@ -521,6 +521,8 @@ def article_figure_pair(results: dict[str, list[dict]], name: str,
                              layout="constrained", sharex=True, sharey=True)
     for ax, (grid, label) in zip(axes, SCALINGS.items()):
         title, run_ids = plots.figure_specs(finished[grid])[name]
+        if len({r["run_id"] for r in finished[grid]}) < len(get_grid("article").runs):
+            title = title.replace("Best run", "Best finished run", 1)  # so far
         entries = plots.plot_runs(ax, plots.group_by_run(finished[grid]), run_ids,
                                   y_limits=y_limits, with_article=grid == "article")
         # two short lines a panel: the two titles must not run into each other

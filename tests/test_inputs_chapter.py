@@ -236,6 +236,10 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
         fig = controls.article_figure_pair({**results, "standardized": only_d0},
                                            "batch_norm_dropout_2", y_limits=None)
     assert "not trained yet" in fig.axes[1].texts[0].get_text()
+    fig = controls.article_figure_pair({**results, "standardized": only_d0}, "best",
+                                       y_limits=None)
+    assert "Best finished run (" in fig.axes[1].get_title()  # of 4 trained so far
+    assert "Best run (" in fig.axes[0].get_title()
 
 
 def test_one_seed_is_never_called_clear():
