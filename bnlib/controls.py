@@ -462,6 +462,7 @@ def headline_markdown(results: dict[str, list[dict]]) -> str:
             f"{HEADLINE_VERDICT_WORDS[row['verdict']]}; the lead is "
             f"{100 * row['diff'] / gap['gap']:.0f} % of its size on raw pixels "
             f"({row['diff']:+.3f} against {gap['gap']:+.3f}).")
+    lines.append(f"- {_claims_in_brief(results)}")
     return "\n".join(lines)
 
 
@@ -633,6 +634,39 @@ VERDICT_SHORT = {plots.CLEAR: "clear, as claimed",
                  plots.MISSING: "not trained yet"}
 
 
+CLAIM_NAMES = {"bn-beats-dropout": "BN beats dropout",
+               "conv-dense-best": "BN conv+dense is the most stable",
+               "dropout-helps-bn": "dropout still helps with BN"}
+
+
+def _counts_text(results: list[dict], claim: Claim) -> str:
+    counts = claim_counts(results, claim)
+    return ", ".join(f"{counts[v]} of {len(claim.pairs)} {VERDICT_SHORT[v]}"
+                     for v in VERDICT_SHORT if counts.get(v))
+
+
+def _claims_in_brief(results: dict[str, list[dict]]) -> str:
+    """The headline's last bullet: the article's three claims on the whole
+    standardized grid beside the raw one, once every configuration has its
+    seeds; until then, how far the standardized grid is."""
+    configs = [f"std-{c.name}" for c in get_grid("article").runs]
+    planned = planned_seeds("standardized")
+    done = sum(len(runs_of(results, "standardized", name)) >= planned for name in configs)
+    if done < len(configs):
+        return (f"The article's three claims (BN beats dropout, BN conv+dense is the most "
+                f"stable, dropout still helps with BN) are judged again with standardized "
+                f"inputs once chapter 05's whole grid is trained (PRELIMINARY: {done} of "
+                f"its {len(configs)} configurations have all their seeds).")
+    raw_claims = article_claims(results.get("article", []))
+    std_claims = article_claims(results.get("standardized", []))
+    parts = [f"{CLAIM_NAMES[std.key]}: {_counts_text(results['standardized'], std)} "
+             f"(raw inputs: {_counts_text(results.get('article', []), raw)})"
+             for raw, std in zip(raw_claims, std_claims)]
+    return ("The article's three claims, judged again on its whole grid with "
+            "standardized inputs (the book's verdicts over each claim's comparisons): "
+            + "; ".join(parts) + ".")
+
+
 def claims_markdown(results: dict[str, list[dict]]) -> str:
     """The article's three claims judged on both grids, side by side, in
     words (counts of the book's verdicts over each claim's comparisons)."""
@@ -642,11 +676,7 @@ def claims_markdown(results: dict[str, list[dict]]) -> str:
     for raw_claim, std_claim in zip(raw_claims, std_claims):
         parts = []
         for grid, claim in (("article", raw_claim), ("standardized", std_claim)):
-            counts = claim_counts(results.get(grid, []), claim)
-            total = len(claim.pairs)
-            parts.append(f"{SCALINGS[grid]}: " + ", ".join(
-                f"{counts[v]} of {total} {VERDICT_SHORT[v]}"
-                for v in VERDICT_SHORT if counts.get(v)))
+            parts.append(f"{SCALINGS[grid]}: {_counts_text(results.get(grid, []), claim)}")
         extra = ""
         if raw_claim.key == "bn-beats-dropout":
             best = [f"run {claim.pairs[0][1]} {words}" if claim.pairs[0][1] is not None

@@ -78,8 +78,13 @@ def test_the_control_headline_from_hand_made_results():
     assert "BN conv+dense reaches 0.710 (3 seeds), +0.050 over no BN: every seed " \
            "with BN ahead, so BN's lead survives the control; the lead is 36 % of its " \
            "size on raw pixels (+0.050 against +0.140)." in text
-    assert "PRELIMINARY" not in text
-    assert text.count("\n- ") == 3  # a lead-in, then one bullet per finding
+    assert "PRELIMINARY" not in text.rsplit("\n- ", 1)[0]  # the dropout-0 pair is complete
+    assert text.count("\n- ") == 4  # a lead-in, then one bullet per finding
+    assert text.endswith("- The article's three claims (BN beats dropout, BN conv+dense "
+                         "is the most stable, dropout still helps with BN) are judged "
+                         "again with standardized inputs once chapter 05's whole grid is "
+                         "trained (PRELIMINARY: 2 of its 12 configurations have all their "
+                         "seeds).")
 
     overlapping = controls.headline_markdown(results(3, [0.655, 0.70, 0.71]))
     assert "does not clearly survive the control" in overlapping
@@ -198,6 +203,13 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
             "network without BN** (the best network without BN: run 2 raw; run 0 "
             "standardized). Raw 0–255 inputs: 3 of 3 clear, as claimed; "
             "standardized inputs: 3 of 3 within spread.") in text
+    assert controls.headline_markdown(results).endswith(
+        "- The article's three claims, judged again on its whole grid with standardized "
+        "inputs (the book's verdicts over each claim's comparisons): BN beats dropout: 3 "
+        "of 3 within spread (raw inputs: 3 of 3 clear, as claimed); BN conv+dense is the "
+        "most stable: 6 of 6 within spread (raw inputs: 6 of 6 within spread); dropout "
+        "still helps with BN: 6 of 6 within spread (raw inputs: 6 of 6 clear, as "
+        "claimed).")
     assert "- **dropout 0.2 and 0.4 against none, for each BN placement**. Raw " \
            "0–255 inputs: 6 of 6 clear, as claimed; standardized inputs: 6 of 6 " \
            "within spread." in text
