@@ -154,10 +154,12 @@ def standardized_runs_note(results: dict[str, list[dict]]) -> str:
             by_status.setdefault(_status(done, planned), []).append(str(run_id))
     if not by_status:
         return ""
-    parts = [f"{'runs' if len(ids) > 1 else 'run'} {plots.and_join(ids)}: {status}"
+    parts = [f"{'runs' if len(ids) > 1 else 'run'} {plots.and_join(ids)} "
+             f"{'are' if len(ids) > 1 else 'is'} {status}" if status == "not trained yet"
+             else f"{'runs' if len(ids) > 1 else 'run'} {plots.and_join(ids)} "
+                  f"{'have' if len(ids) > 1 else 'has'} {status}"
              for status, ids in by_status.items()]
-    return ("PRELIMINARY, still training with standardized inputs: "
-            + "; ".join(parts) + ".")
+    return ("PRELIMINARY: with standardized inputs, " + "; ".join(parts) + ".")
 
 
 def question_runs() -> list[tuple[str, str]]:
@@ -169,10 +171,13 @@ def answers_table(rows: list[dict], results: dict[str, list[dict]] | None = None
     def number(value, fmt):
         return "–" if value is None else format(value, fmt)
 
+    questions = {q.key: q for q in QUESTIONS}
     cells = [[row["question"], number(row.get("better_mean"), ".3f"),
               number(row.get("worse_mean"), ".3f"),
               number(row.get("diff"), "+.3f"),
-              "{}, {}".format(*row["seeds"]), row["verdict"]] for row in rows]
+              "{}, {}".format(*row["seeds"]),
+              row["verdict"] if row["verdict"] == plots.MISSING
+              else _marked(row, questions[row["key"]])] for row in rows]
     note = preliminary_note(results, question_runs()) if results is not None else ""
     return plots.result_table(cells, ["question (first vs second)", "first",
                                       "second", "difference",
@@ -185,7 +190,7 @@ FIGURES = {
     # name: (title, [(label, grid, run name), ...])
     "no_bn_inputs": ("Without BN: how the input is scaled", [
         ("raw 0-255 (chapter 04)", "article", "none-d0"),
-        ("x / 255", "inputs", "unit-none-d0"),
+        ("inputs /255", "inputs", "unit-none-d0"),
         ("standardized", "standardized", "std-none-d0"),
         ("one BN layer on the input image", "inputs", "bninput-none-d0")]),
     "bn_with_standardized_inputs": ("BN conv+dense, raw vs standardized inputs", [
@@ -351,13 +356,24 @@ def budget_figure(results: dict[str, list[dict]], y_limits=plots.Y_LIMITS):
 
 
 # --------------------------------------------------------------------------- words
+def _short_of_seeds(row: dict, question: Question) -> bool:
+    """Does a side of this comparison still lack some of its planned seeds?"""
+    return any(count < planned_seeds(grid) for count, (grid, _) in
+               zip(row["seeds"], (question.better, question.worse)))
+
+
+def _marked(row: dict, question: Question) -> str:
+    """The verdict, marked PRELIMINARY while a side still lacks seeds."""
+    return row["verdict"] + (" (PRELIMINARY)" if _short_of_seeds(row, question) else "")
+
+
 def findings_markdown(results: dict[str, list[dict]]) -> str:
     """The chapter's findings in words, generated from the result files: one
     bullet per question with both means, the difference and the verdict."""
     lines = []
     notes = unfinished(results, question_runs())
     if notes:
-        lines.append(f"- **PRELIMINARY, still training:** {', '.join(notes)}. Verdicts "
+        lines.append(f"- **PRELIMINARY, still training:** {'; '.join(notes)}. Verdicts "
                      f"on those runs will move as their seeds come in.")
     gap = gap_closed(results)
     if gap is not None:
@@ -367,24 +383,25 @@ def findings_markdown(results: dict[str, list[dict]]) -> str:
             f"{gap['gap']:+.3f}; standardizing the inputs alone, without BN, "
             f"reaches {gap['std_none']:.3f} ({gap['std_seeds']} seed"
             f"{'s' if gap['std_seeds'] > 1 else ''}) and so closes "
-            f"**{100 * gap['share']:.0f} %** of that gap{_more_than_all(gap, results)}.")
-    for row in answers(results):
+            f"**{100 * gap['share']:.0f} %** of that gap{_more_than_all(gap, results)}")
+    for question, row in zip(QUESTIONS, answers(results)):
         if row["verdict"] == plots.MISSING:
             lines.append(f"- {row['question']}: not trained yet.")
             continue
         lines.append(
             f"- {row['question']}: {row['better_mean']:.3f} vs "
             f"{row['worse_mean']:.3f} ({row['diff']:+.3f}; seeds: {row['seeds'][0]} "
-            f"against {row['seeds'][1]}): *{row['verdict']}*.")
+            f"against {row['seeds'][1]}) — *{_marked(row, question)}*.")
     return "\n".join(lines)
 
 
 def _more_than_all(gap: dict, results: dict[str, list[dict]]) -> str:
-    """What a share above 100 % means under the book's rule: standardized no BN
-    ahead of raw BN conv+dense on the means, but is it clearly ahead? The seed
-    ranges are named, so the reader can apply the rule."""
+    """The end of the sentence "... closes N % of that gap": what a share above
+    100 % means under the book's rule (standardized no BN ahead of raw BN
+    conv+dense on the means, but clearly ahead?), with the seed ranges named so
+    the reader can apply the rule."""
     if gap["share"] <= 1:
-        return ""
+        return "."
     verdict = answer(results, _question("bn-beats-std"))["verdict"]
     ranges = {}
     for side, (grid, name) in (("std", ("standardized", "std-none-d0")),
@@ -392,20 +409,72 @@ def _more_than_all(gap: dict, results: dict[str, list[dict]]) -> str:
         values = plots.last_n_means(runs_of(results, grid, name))
         ranges[side] = f"{min(values):.3f}–{max(values):.3f}"
     if verdict == plots.CLEAR_OTHER_WAY:
-        return (f": more than all of it, and clearly so: every seed of standardized "
-                f"inputs without BN ({ranges['std']}) is ahead of every seed of raw "
-                f"inputs with BN conv+dense ({ranges['raw']})")
+        return (f" on the means, and clearly more than all of it: every seed of "
+                f"standardized inputs without BN ({ranges['std']}) ends ahead of every "
+                f"seed of BN conv+dense on raw pixels ({ranges['raw']}).")
     if verdict == plots.WITHIN_SPREAD:
-        return (f": more than all of it on the means, but the seed ranges overlap "
-                f"(standardized inputs without BN {ranges['std']}, raw inputs with BN "
-                f"conv+dense {ranges['raw']}), so by the book's rule the two end "
-                f"level: standardizing alone closes the gap, and the extra "
-                f"{100 * (gap['share'] - 1):.0f} % lies within the seeds' spread")
-    return ": more than all of it on the means; one seed on a side, no verdict"
+        return (f" on the means. The seed ranges overlap ({ranges['std']} against "
+                f"{ranges['raw']} for BN conv+dense on raw pixels), so by the book's "
+                f"rule the two end level: standardizing alone closes the whole gap.")
+    return " on the means; one seed on a side, no verdict."
 
 
 def _question(key: str) -> Question:
     return QUESTIONS[[q.key for q in QUESTIONS].index(key)]
+
+
+HEADLINE_VERDICT_WORDS = {
+    plots.CLEAR: "every BN seed ahead: BN's lead survives the control",
+    plots.CLEAR_OTHER_WAY: "every seed without BN ahead: BN's lead does not survive "
+                           "the control",
+    plots.WITHIN_SPREAD: "the seed ranges overlap: on this evidence BN's lead does "
+                         "not clearly survive the control",
+    plots.ONE_SEED: "one seed on a side, so no verdict yet",
+}
+
+
+def headline_markdown(results: dict[str, list[dict]]) -> str:
+    """The introduction's (and chapters 04's and 05's) summary of chapter 05's
+    control, written from the result files: a lead-in, then one bullet each
+    for chapter 04's BN gap (dropout 0), how much of it standardizing the
+    inputs alone closes, the other fixes of the input scale, whether (and by
+    how much) BN conv+dense still beats no BN with standardized inputs, where
+    BN goes with standardized inputs, and the article's three claims on the
+    whole standardized grid. Each place that embeds it says whose it is, so
+    it names no chapter; PRELIMINARY wherever a run still lacks seeds."""
+    gap = gap_closed(results)
+    if gap is None:
+        return ("The comparison with standardized inputs is not trained yet.")
+    seeds = planned_seeds("standardized")
+    lines = [
+        "The article feeds raw 0–255 pixels to the network, so BN after the first "
+        "convolution's ReLU also rescales what every later layer sees. The comparison "
+        "without dropout (no BN against BN conv+dense), repeated with standardized "
+        "inputs (each color channel shifted and scaled by its mean and standard "
+        "deviation over the training split):",
+        "",
+        f"- On raw pixels BN conv+dense leads no BN by {gap['gap']:+.3f} "
+        f"({gap['raw_bn']:.3f} against {gap['raw_none']:.3f}).",
+        f"- Standardizing alone, without BN, reaches {gap['std_none']:.3f} "
+        f"({_seeds(gap['std_seeds'], seeds)}): {100 * gap['share']:.0f} % of that "
+        f"gap{_more_than_all(gap, results)}"]
+    other = _other_fixes(results)
+    if other:
+        lines.append(f"- {other}")
+    std_bn = runs_of(results, "standardized", "std-bn-both-d0")
+    if std_bn:
+        row = answer(results, _question("std-bn-both"))
+        lines.append(
+            f"- With standardized inputs BN conv+dense reaches {row['better_mean']:.3f} "
+            f"({_seeds(len(std_bn), seeds)}), {row['diff']:+.3f} over no BN, "
+            f"{HEADLINE_VERDICT_WORDS[row['verdict']]}, at "
+            f"{100 * row['diff'] / gap['gap']:.0f} % of its size on raw pixels "
+            f"({row['diff']:+.3f} against {gap['gap']:+.3f}).")
+    placement = _placement_standardized(results)
+    if placement:
+        lines.append(f"- {placement}")
+    lines.append(f"- {_claims_in_brief(results)}")
+    return "\n".join(lines)
 
 
 def _seeds(count: int, planned: int) -> str:
@@ -416,56 +485,6 @@ def _seeds(count: int, planned: int) -> str:
     return f"PRELIMINARY, {count} of {planned} seeds so far"
 
 
-HEADLINE_VERDICT_WORDS = {
-    plots.CLEAR: "every seed with BN ahead, so BN's lead survives the control",
-    plots.CLEAR_OTHER_WAY: "every seed without BN ahead, so BN's lead does not survive "
-                           "the control",
-    plots.WITHIN_SPREAD: "the seed ranges overlap, so on this evidence BN's lead does "
-                         "not clearly survive the control",
-    plots.ONE_SEED: "one seed on a side, so no verdict yet",
-}
-
-
-def headline_markdown(results: dict[str, list[dict]]) -> str:
-    """The introduction's (and chapter 04's) paragraph on chapter 05's control,
-    written from the result files: a lead-in, then one bullet each for chapter
-    04's BN gap (dropout 0), how much of it standardizing the inputs alone
-    closes, the other fixes of the input scale, and whether (and by how much)
-    BN conv+dense still beats no BN with standardized inputs. Says PRELIMINARY
-    wherever a run still lacks seeds."""
-    gap = gap_closed(results)
-    if gap is None:
-        return ("**Is it just the inputs?** Chapter 05 repeats the comparison with "
-                "standardized inputs; its runs are not trained yet.")
-    seeds = planned_seeds("standardized")
-    lines = [
-        "**Is it just the inputs?** The article feeds raw 0–255 pixels to the network, "
-        "so BN after the first convolution's ReLU also rescales what every later "
-        "layer sees. Chapter 05 repeats the comparison without dropout (no BN against "
-        "BN conv+dense) with standardized inputs: each color channel shifted and "
-        "scaled by its mean and standard deviation over the training split.",
-        "",
-        f"- On raw pixels BN conv+dense leads no BN by {gap['gap']:+.3f} "
-        f"({gap['raw_bn']:.3f} against {gap['raw_none']:.3f}).",
-        f"- Standardizing alone, without BN, reaches {gap['std_none']:.3f} "
-        f"({_seeds(gap['std_seeds'], seeds)}) and so closes "
-        f"{100 * gap['share']:.0f} % of that gap{_more_than_all(gap, results)}."]
-    other = _other_fixes(results)
-    if other:
-        lines.append(f"- {other}")
-    std_bn = runs_of(results, "standardized", "std-bn-both-d0")
-    if std_bn:
-        row = answer(results, _question("std-bn-both"))
-        lines.append(
-            f"- With standardized inputs BN conv+dense reaches {row['better_mean']:.3f} "
-            f"({_seeds(len(std_bn), seeds)}), {row['diff']:+.3f} over no BN: "
-            f"{HEADLINE_VERDICT_WORDS[row['verdict']]}; the lead is "
-            f"{100 * row['diff'] / gap['gap']:.0f} % of its size on raw pixels "
-            f"({row['diff']:+.3f} against {gap['gap']:+.3f}).")
-    lines.append(f"- {_claims_in_brief(results)}")
-    return "\n".join(lines)
-
-
 # a fix of the input scale without BN on any hidden layer, against raw BN
 # conv+dense (the question's "better" side): its verdict read from the fix's side
 AGAINST_RAW_BN = {
@@ -473,15 +492,24 @@ AGAINST_RAW_BN = {
     plots.CLEAR_OTHER_WAY: "every seed above every seed of BN conv+dense on raw pixels",
     plots.WITHIN_SPREAD: "level with BN conv+dense on raw pixels, the seed ranges "
                          "overlapping",
+    plots.ONE_SEED: "too few seeds to judge",
 }
-OTHER_FIXES = (("bn-inside-vs-unit", "inputs divided by 255"),
-               ("bn-inside-vs-input", "one BN layer on the raw image"))
+OTHER_FIXES = (("bn-inside-vs-unit", "inputs divided by 255 reach"),
+               ("bn-inside-vs-input", "one BN layer on the raw image reaches"))
+# inputs /255 (the question's "better" side) against standardized inputs
+UNIT_AGAINST_STD = {
+    plots.CLEAR: "Inputs divided by 255 end clearly above standardized inputs",
+    plots.CLEAR_OTHER_WAY: "Inputs divided by 255 end clearly below standardized inputs",
+    plots.WITHIN_SPREAD: "Inputs divided by 255 and standardized inputs end level with "
+                         "each other",
+}
 
 
 def _other_fixes(results: dict[str, list[dict]]) -> str:
-    """The headline's sentence on the two other fixes of the input scale
-    (x/255, one BN layer on the image), each with no BN on any hidden layer,
-    against raw BN conv+dense; ``""`` until one of them has a finished run."""
+    """The headline's bullet on the two other fixes of the input scale (x/255,
+    one BN layer on the image), each with no BN on any hidden layer, against
+    raw BN conv+dense, and x/255 against standardized inputs; ``""`` until one
+    of them has a finished run."""
     parts = []
     for key, words in OTHER_FIXES:
         question = _question(key)
@@ -490,13 +518,42 @@ def _other_fixes(results: dict[str, list[dict]]) -> str:
         if not fix_runs or row["verdict"] == plots.MISSING:
             continue
         seeds = _seeds(len(fix_runs), planned_seeds(question.worse[0]))
-        judged = ("too few to judge" if row["verdict"] == plots.ONE_SEED
-                  else AGAINST_RAW_BN[row["verdict"]])
-        parts.append(f"{row['worse_mean']:.3f} with {words} ({seeds}: {judged})")
+        parts.append(f"{words} {row['worse_mean']:.3f} ({seeds}), "
+                     f"{AGAINST_RAW_BN[row['verdict']]}")
     if not parts:
         return ""
-    return ("With no BN on any hidden layer, the other fixes of the input scale "
-            "reach " + " and ".join(parts) + ".")
+    text = ("With no BN on any hidden layer, the other fixes of the input scale: "
+            + "; ".join(parts) + ".")
+    row = answer(results, _question("unit-vs-std"))
+    if row["verdict"] in UNIT_AGAINST_STD:
+        text += f" {UNIT_AGAINST_STD[row['verdict']]} ({row['diff']:+.3f})."
+    return text
+
+
+PLACEMENT_WORDS = {plots.CLEAR: "clearly above", plots.CLEAR_OTHER_WAY: "clearly below",
+                   plots.WITHIN_SPREAD: "level with",
+                   plots.ONE_SEED: "not yet judged (one seed) against"}
+
+
+def _placement_standardized(results: dict[str, list[dict]]) -> str:
+    """Where BN goes with standardized inputs and no dropout: BN conv+dense
+    against BN on the convolutions and on the dense layer alone; ``""`` until
+    the three have finished runs."""
+    names = {"conv+dense": "std-bn-both-d0", "conv": "std-bn-conv-d0",
+             "dense": "std-bn-dense-d0"}
+    runs = {where: runs_of(results, "standardized", name) for where, name in names.items()}
+    if not all(runs.values()):
+        return ""
+    planned = planned_seeds("standardized")
+    means = ", ".join(f"BN {where} {mean_accuracy(results, 'standardized', name):.3f}"
+                      for where, name in names.items())
+    counts = {len(found) for found in runs.values()}
+    seeds = (f"{counts.pop()} seeds each" if len(counts) == 1 and min(
+        map(len, runs.values())) >= planned else "PRELIMINARY: seeds still training")
+    verdicts = [f"{PLACEMENT_WORDS[plots.compare_runs(runs['conv+dense'], runs[where])['verdict']]}"
+                f" BN {where}" for where in ("conv", "dense")]
+    return (f"Where BN goes, with standardized inputs and no dropout: {means} ({seeds}); "
+            f"BN conv+dense: {' and '.join(verdicts)}.")
 
 
 # --------------------------------------------------------------------------- the whole grid
@@ -639,9 +696,10 @@ CLAIM_NAMES = {"bn-beats-dropout": "BN beats dropout",
                "dropout-helps-bn": "dropout still helps with BN"}
 
 
-def _counts_text(results: list[dict], claim: Claim) -> str:
+def _counts_text(results: list[dict], claim: Claim, separator: str = ", ") -> str:
+    """How many of a claim's comparisons get each verdict, in words."""
     counts = claim_counts(results, claim)
-    return ", ".join(f"{counts[v]} of {len(claim.pairs)} {VERDICT_SHORT[v]}"
+    return separator.join(f"{counts[v]} of {len(claim.pairs)} {VERDICT_SHORT[v]}"
                      for v in VERDICT_SHORT if counts.get(v))
 
 
@@ -676,16 +734,16 @@ def claims_markdown(results: dict[str, list[dict]]) -> str:
     for raw_claim, std_claim in zip(raw_claims, std_claims):
         parts = []
         for grid, claim in (("article", raw_claim), ("standardized", std_claim)):
-            parts.append(f"{SCALINGS[grid]}: {_counts_text(results.get(grid, []), claim)}")
+            words = SCALINGS[grid]
+            parts.append(f"{words[0].upper()}{words[1:]}: "
+                         f"{_counts_text(results.get(grid, []), claim, '; ')}.")
         extra = ""
         if raw_claim.key == "bn-beats-dropout":
-            best = [f"run {claim.pairs[0][1]} {words}" if claim.pairs[0][1] is not None
-                    else f"with {words} inputs not known until the three runs without BN "
-                         f"are trained"
+            best = [f"{words}: run {claim.pairs[0][1]}" if claim.pairs[0][1] is not None
+                    else f"{words}: not known until all three runs without BN are trained"
                     for claim, words in ((raw_claim, "raw"), (std_claim, "standardized"))]
-            extra = f" (the best network without BN: {best[0]}; {best[1]})"
-        sides = "; ".join(parts)
-        lines.append(f"- **{raw_claim.text}**{extra}. {sides[0].upper()}{sides[1:]}.")
+            extra = f" (the best network without BN, {best[0]}; {best[1]})"
+        lines.append(f"- **{raw_claim.text}**{extra}. {' '.join(parts)}")
     notes = unfinished(results, [("standardized", f"std-{c.name}")
                                  for c in get_grid("article").runs])
     if notes:

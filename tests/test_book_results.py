@@ -489,25 +489,25 @@ def test_the_introductions_summary_of_part_ii_holds_in_the_files():
              for name in ("figure1", "lrmap", "lrfollowup", "lradam", "santurkar",
                           "smallbatch")}
     # the lead-in: chapters 06-08 train on standardized inputs
-    assert "Chapters 06–08 feed the network standardized inputs" in text
+    assert "Chapters 06–08 all feed their networks standardized inputs" in text
     assert {run.input_scaling for name in files for run in GRIDS[name].runs} == {
         "standardize"}
     # chapter 06, from its generated paragraph
     found = optimizer.what_we_found(files["figure1"], files["lrmap"],
                                     files["lrfollowup"], files["lradam"])
     for intro_says, files_say in (
-            ("both networks train best at 0.01, where in 15 epochs with two seeds they "
-             "end level", "both networks train best at 0.01"),
-            ("where in 15 epochs with two seeds they end level",
+            ("On a one-seed, 3-epoch map of SGD rates both networks train best at 0.01",
+             "both networks train best at 0.01"),
+            ("Over 15 epochs with two seeds the two end level at 0.01",
              "for 15 epochs, BN ends at 0.747 against 0.738 (no clear difference"),
             ("BN stays within 90 % of its best accuracy up to a rate of 0.1, the network "
              "without it only up to 0.03",
              "BN stays within 90 % of its best up to a rate of 0.1, no BN up to 0.03"),
-            ("although BN at 0.1 ends clearly below no BN at 0.01",
+            ("and BN at 0.1 ends clearly below no BN at 0.01",
              "(BN at its highest usable rate against no BN at its best: "),
-            ("although BN at 0.1 ends clearly below no BN at 0.01",
+            ("and BN at 0.1 ends clearly below no BN at 0.01",
              "it ends at 0.702 against 0.738: every seed of no BN above every seed of BN"),
-            ("With Adam at a rate of 0.01 (one seed) only the network with BN learns",
+            ("With Adam at 0.01 (one seed, 3 epochs) only the network with BN learns",
              "At Adam's 0.01 only the network with BN learns"),
             ("In the BN paper's own sigmoid network (on CIFAR-10: MNIST is not available "
              "offline) BN ends clearly higher",
@@ -518,6 +518,11 @@ def test_the_introductions_summary_of_part_ii_holds_in_the_files():
         assert intro_says in text
         assert files_say in found, f"rewrite the introduction's chapter 06 bullet: {intro_says!r}"
     assert {run.learning_rate for run in GRIDS["lrfollowup"].runs} >= {0.01, 0.1}
+    from bnlib.config import get_profile
+    assert [get_profile(GRIDS[name].profile).seeds for name in ("lrmap", "lradam",
+                                                               "lrfollowup")] == [1, 1, 2]
+    assert [get_profile(GRIDS[name].profile).epochs for name in ("lrmap", "lradam",
+                                                                "lrfollowup")] == [3, 3, 15]
     # chapter 07, from its generated paragraph (BN's runs at the high rate are
     # chapter 06's follow-up runs)
     left = santurkar.what_is_left(santurkar.with_followup(files["santurkar"],

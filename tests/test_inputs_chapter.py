@@ -74,11 +74,13 @@ def test_the_control_headline_from_hand_made_results():
 
     text = controls.headline_markdown(results(3, [0.70, 0.71, 0.72]))
     assert "BN conv+dense leads no BN by +0.140 (0.680 against 0.540)" in text
-    assert "reaches 0.660 (3 seeds) and so closes 86 % of that gap." in text
-    assert "BN conv+dense reaches 0.710 (3 seeds), +0.050 over no BN: every seed " \
-           "with BN ahead, so BN's lead survives the control; the lead is 36 % of its " \
-           "size on raw pixels (+0.050 against +0.140)." in text
+    assert "- Standardizing alone, without BN, reaches 0.660 (3 seeds): 86 % of that " \
+           "gap.\n" in text
+    assert "BN conv+dense reaches 0.710 (3 seeds), +0.050 over no BN, every BN seed " \
+           "ahead: BN's lead survives the control, at 36 % of its size on raw pixels " \
+           "(+0.050 against +0.140)." in text
     assert "PRELIMINARY" not in text.rsplit("\n- ", 1)[0]  # the dropout-0 pair is complete
+    assert "Chapter" not in text.split("\n- ")[0]  # the lead-in names no chapter
     assert text.count("\n- ") == 4  # a lead-in, then one bullet per finding
     assert text.endswith("- The article's three claims (BN beats dropout, BN conv+dense "
                          "is the most stable, dropout still helps with BN) are judged "
@@ -90,7 +92,7 @@ def test_the_control_headline_from_hand_made_results():
     assert "does not clearly survive the control" in overlapping
     partial = controls.headline_markdown(results(2, [0.70]))
     assert "one seed on a side, so no verdict yet" in partial
-    assert "reaches 0.655 (PRELIMINARY, 2 of 3 seeds so far) and so closes" in partial
+    assert "reaches 0.655 (PRELIMINARY, 2 of 3 seeds so far): 82 % of that gap" in partial
     assert "reaches 0.700 (PRELIMINARY, 1 of 3 seeds so far), +0.045 over no BN" in partial
     assert "not trained yet" in controls.headline_markdown(
         {"article": [], "standardized": [], "inputs": [], "budget": []})
@@ -113,32 +115,57 @@ def test_the_headline_names_the_other_fixes_of_the_input_scale():
             "budget": []}
 
     text = controls.headline_markdown(results([0.71, 0.72, 0.73], [0.67, 0.685, 0.69]))
-    assert ("- With no BN on any hidden layer, the other fixes of the input scale reach "
-            "0.720 with inputs divided by 255 (3 seeds: every seed above every seed of "
-            "BN conv+dense on raw pixels) and 0.682 with one BN layer on the raw image "
-            "(3 seeds: level with BN conv+dense on raw pixels, the seed ranges "
-            "overlapping).") in text
-    below = controls.headline_markdown(results([0.60, 0.61, 0.62], [0.69]))
-    assert ("reach 0.610 with inputs divided by 255 (3 seeds: every seed below every "
-            "seed of BN conv+dense on raw pixels) and 0.690 with one BN layer on the raw "
-            "image (PRELIMINARY, 1 of 3 seeds so far: too few to judge).") in below
+    assert ("- With no BN on any hidden layer, the other fixes of the input scale: "
+            "inputs divided by 255 reach 0.720 (3 seeds), every seed above every seed of "
+            "BN conv+dense on raw pixels; one BN layer on the raw image reaches 0.682 (3 "
+            "seeds), level with BN conv+dense on raw pixels, the seed ranges "
+            "overlapping. Inputs divided by 255 end clearly above standardized inputs "
+            "(+0.070).\n") in text
+    below = controls.headline_markdown(results([0.64, 0.65, 0.66], [0.69]))
+    assert ("inputs divided by 255 reach 0.650 (3 seeds), every seed below every seed "
+            "of BN conv+dense on raw pixels; one BN layer on the raw image reaches 0.690 "
+            "(PRELIMINARY, 1 of 3 seeds so far), too few seeds to judge. "
+            "Inputs divided by 255 and standardized inputs end level with each other "
+            "(+0.000).") in below
     assert "other fixes" not in controls.headline_markdown(results([], []))
     rows = {row["key"]: row for row in controls.answers(results([0.71, 0.72, 0.73], []))}
     assert rows["unit-vs-std"]["verdict"] == plots.CLEAR
     assert rows["bn-inside-vs-unit"]["verdict"] == plots.CLEAR_OTHER_WAY
 
 
+def test_the_headline_says_where_bn_goes_with_standardized_inputs():
+    def results(conv_accuracies):
+        return {
+            "article": [fake_result("article", "none-d0", s, 0.54) for s in range(3)]
+            + [fake_result("article", "bn-both-d0", s, 0.68) for s in range(3)],
+            "standardized": [fake_result("standardized", name, s, a + s / 1000)
+                             for name, a in (("std-none-d0", 0.69), ("std-bn-both-d0", 0.72),
+                                             ("std-bn-dense-d0", 0.70))
+                             for s in range(3)]
+            + [fake_result("standardized", "std-bn-conv-d0", s, a)
+               for s, a in enumerate(conv_accuracies)],
+            "inputs": [], "budget": []}
+
+    text = controls.headline_markdown(results([0.715, 0.72, 0.725]))
+    assert ("- Where BN goes, with standardized inputs and no dropout: BN conv+dense "
+            "0.721, BN conv 0.720, BN dense 0.701 (3 seeds each); BN conv+dense: "
+            "level with BN conv and clearly above BN dense.\n") in text
+    partial = controls.headline_markdown(results([0.73]))
+    assert ("BN dense 0.701 (PRELIMINARY: seeds still training); BN conv+dense: not "
+            "yet judged (one seed) against BN conv and clearly above BN dense.") in partial
+    assert "Where BN goes" not in controls.headline_markdown(results([]))
+
+
 @pytest.mark.parametrize("std_accuracies, words", [
-    ([0.69, 0.70, 0.71], "of that gap: more than all of it on the means, but the seed "
-                         "ranges overlap (standardized inputs without BN 0.690–0.710, "
-                         "raw inputs with BN conv+dense 0.680–0.700), so by the book's "
-                         "rule the two end level: standardizing alone closes the gap, "
-                         "and the extra 7 % lies within the seeds' spread."),
-    ([0.72, 0.73, 0.74], "of that gap: more than all of it, and clearly so: every seed "
-                         "of standardized inputs without BN (0.720–0.740) is ahead of "
-                         "every seed of raw inputs with BN conv+dense (0.680–0.700)."),
-    ([0.75], "of that gap: more than all of it on the means; one seed on a side, "
-             "no verdict.")])
+    ([0.69, 0.70, 0.71], "of that gap on the means. The seed ranges overlap "
+                         "(0.690–0.710 against 0.680–0.700 for BN conv+dense on raw "
+                         "pixels), so by the book's rule the two end level: "
+                         "standardizing alone closes the whole gap."),
+    ([0.72, 0.73, 0.74], "of that gap on the means, and clearly more than all of it: "
+                         "every seed of standardized inputs without BN (0.720–0.740) "
+                         "ends ahead of every seed of BN conv+dense on raw pixels "
+                         "(0.680–0.700)."),
+    ([0.75], "of that gap on the means; one seed on a side, no verdict.")])
 def test_a_share_above_100_percent_is_judged_by_the_seed_rule(std_accuracies, words):
     results = {
         "article": [fake_result("article", "none-d0", s, 0.54) for s in range(3)]
@@ -200,9 +227,9 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
     text = controls.claims_markdown(results)
     assert "PRELIMINARY" not in text
     assert ("- **BN beats dropout: each BN placement without dropout against the best "
-            "network without BN** (the best network without BN: run 2 raw; run 0 "
-            "standardized). Raw 0–255 inputs: 3 of 3 clear, as claimed; "
-            "standardized inputs: 3 of 3 within spread.") in text
+            "network without BN** (the best network without BN, raw: run 2; "
+            "standardized: run 0). Raw 0–255 inputs: 3 of 3 clear, as claimed. "
+            "Standardized inputs: 3 of 3 within spread.") in text
     assert controls.headline_markdown(results).endswith(
         "- The article's three claims, judged again on its whole grid with standardized "
         "inputs (the book's verdicts over each claim's comparisons): BN beats dropout: 3 "
@@ -211,7 +238,7 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
         "still helps with BN: 6 of 6 within spread (raw inputs: 6 of 6 clear, as "
         "claimed).")
     assert "- **dropout 0.2 and 0.4 against none, for each BN placement**. Raw " \
-           "0–255 inputs: 6 of 6 clear, as claimed; standardized inputs: 6 of 6 " \
+           "0–255 inputs: 6 of 6 clear, as claimed. Standardized inputs: 6 of 6 " \
            "within spread." in text
     rows = controls.scaling_rows(results)
     assert rows[0]["verdict"]["verdict"] == plots.CLEAR  # standardized ahead of raw
@@ -223,14 +250,14 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
         "- **PRELIMINARY, still training:** 11 of the standardized grid's 12")
     without_dropout = {**results, "standardized": [
         r for r in results["standardized"] if r["run_id"] in (0, 3, 6, 9)]}
-    assert ("(the best network without BN: run 2 raw; with standardized inputs not "
-            "known until the three runs without BN are trained). Raw 0–255 inputs: 3 of "
-            "3 clear, as claimed; standardized inputs: 3 of 3 not trained yet.") in \
+    assert ("(the best network without BN, raw: run 2; standardized: not known until "
+            "all three runs without BN are trained). Raw 0–255 inputs: 3 of 3 clear, as "
+            "claimed. Standardized inputs: 3 of 3 not trained yet.") in \
         controls.claims_markdown(without_dropout)  # not judged against run 0 alone
     assert str(controls.scaling_table(controls.scaling_rows(without_dropout),
                                       without_dropout)).count(
-        "PRELIMINARY, still training with standardized inputs: runs 1, 2, 4, 5, 7, 8, "
-        "10 and 11: not trained yet.") == 1
+        "PRELIMINARY: with standardized inputs, runs 1, 2, 4, 5, 7, 8, 10 and 11 are "
+        "not trained yet.") == 1
     assert "0.700 (1)" in str(controls.scaling_table(controls.scaling_rows(
         {**results, "standardized": results["standardized"][:1]})))  # 1 seed: no ±
     import matplotlib
