@@ -547,11 +547,12 @@ def _placement_standardized(results: dict[str, list[dict]]) -> str:
     planned = planned_seeds("standardized")
     means = ", ".join(f"BN {where} {mean_accuracy(results, 'standardized', name):.3f}"
                       for where, name in names.items())
-    counts = {len(found) for found in runs.values()}
-    seeds = (f"{counts.pop()} seeds each" if len(counts) == 1 and min(
-        map(len, runs.values())) >= planned else "PRELIMINARY: seeds still training")
-    verdicts = [f"{PLACEMENT_WORDS[plots.compare_runs(runs['conv+dense'], runs[where])['verdict']]}"
-                f" BN {where}" for where in ("conv", "dense")]
+    seeds = (f"{planned} seeds each" if min(map(len, runs.values())) >= planned
+             else "PRELIMINARY: seeds still training")
+    verdict_of = {where: plots.compare_runs(runs["conv+dense"], runs[where])["verdict"]
+                  for where in ("conv", "dense")}
+    verdicts = [f"{PLACEMENT_WORDS[verdict]} BN {where}"
+                for where, verdict in verdict_of.items()]
     return (f"Where BN goes, with standardized inputs and no dropout: {means} ({seeds}); "
             f"BN conv+dense: {' and '.join(verdicts)}.")
 
@@ -648,7 +649,7 @@ def scaling_table(rows: list[dict], results: dict[str, list[dict]] | None = None
 class Claim(NamedTuple):
     key: str
     text: str
-    pairs: tuple[tuple[int, int | None], ...]  # (better, worse) run ids; None: not known yet
+    pairs: tuple[tuple[int, int | None], ...]  # (better, worse) run ids; None: unknown yet
 
 
 def article_claims(results: list[dict]) -> tuple[Claim, ...]:
