@@ -382,3 +382,62 @@ def test_a_run_keeps_its_colour_across_the_chapters_figures():
         (ax,) = [a for a in fig.axes if a.get_ylabel() == "test accuracy"]
         assert [to_hex(line.get_color()) for line in ax.lines] == [
             controls.SERIES_COLORS[(grid, name)] for _, grid, name in series], figure
+
+
+def test_chapter_05_read_together_holds_in_the_files():
+    """The hand-written "Read together" paragraph of chapter 05: each claim is
+    checked against the committed result files (a change names the sentence
+    to rewrite). It covers the finished grids only: the inputs grid and the
+    standardized runs without dropout."""
+    text = " ".join((ROOT / "notebooks" / "05_inputs.md").read_text().split())
+    found = controls.load_control_results(
+        controls.results_folders(get_profile("book"), ROOT / "results"))
+    if len(found["inputs"]) < len(GRIDS["inputs"].runs) * controls.planned_seeds("inputs"):
+        pytest.skip("the inputs grid is not complete")
+    rows = {row["key"]: row for row in controls.answers(found)}
+
+    def rewrite(sentence):
+        return f"rewrite chapter 05's 'Read together': {sentence!r}"
+
+    # "lifts the network from 0.544 to between 0.68 and 0.71, level with or
+    # above BN conv+dense on raw pixels (0.682)"
+    sentence = ("lifts the network from 0.544 to between 0.69 and 0.71, level with or "
+                "above BN conv+dense on raw pixels (0.682)")
+    assert sentence in text
+    assert f"{controls.mean_accuracy(found, 'article', 'none-d0'):.3f}" == "0.544"
+    assert f"{controls.mean_accuracy(found, 'article', 'bn-both-d0'):.3f}" == "0.682"
+    for key in ("std-helps-no-bn", "unit-helps-no-bn", "bn-input-vs-none"):
+        assert rows[key]["verdict"] == plots.CLEAR, rewrite(sentence)
+        assert 0.69 <= rows[key]["better_mean"] <= 0.71, rewrite(sentence)
+    for key in ("bn-beats-std", "bn-inside-vs-unit", "bn-inside-vs-input"):
+        assert rows[key]["verdict"] in (plots.WITHIN_SPREAD, plots.CLEAR_OTHER_WAY), \
+            rewrite(sentence)
+    # "dividing by 255 ... ends level with standardizing"; /255 leaves the same
+    # units on and off as raw pixels (tested on the untrained network above)
+    sentence = "dividing by 255, which leaves conv1's units as lopsided as raw pixels do"
+    assert sentence in text and "ends level with standardizing" in text
+    assert rows["unit-vs-std"]["verdict"] == plots.WITHIN_SPREAD, rewrite(sentence)
+    # "BN on the convolutions, on the dense layer or on both is each clearly
+    # ahead of no BN, and BN on both clearly ahead of either alone"
+    sentence = ("BN on the convolutions, on the dense layer or on both is each clearly "
+                "ahead of no BN, and BN on both clearly ahead of either alone")
+    assert sentence in text
+    for key in ("std-bn-conv", "std-bn-dense", "std-bn-both"):
+        assert rows[key]["verdict"] == plots.CLEAR, rewrite(sentence)
+    for other in ("std-bn-conv-d0", "std-bn-dense-d0"):
+        assert plots.compare_runs(
+            controls.runs_of(found, "standardized", "std-bn-both-d0"),
+            controls.runs_of(found, "standardized", other))["verdict"] == plots.CLEAR, \
+            rewrite(sentence)
+    # "its lead is about a fifth of what it seemed on raw pixels"
+    sentence = "its lead is about a fifth of what it seemed on raw pixels"
+    assert sentence in text
+    share = rows["std-bn-both"]["diff"] / controls.gap_closed(found)["gap"]
+    assert 0.15 <= share <= 0.25, rewrite(sentence)
+    # "The paper's placement, BN before the ReLU, ends level with the article's,
+    # after it, without dropout, and clearly below it at dropout 0.4"
+    sentence = ("before the ReLU, ends level with the article's, after it, without "
+                "dropout, and clearly below it at dropout 0.4")
+    assert sentence in text and "the article's placement is at least as good" in text
+    assert (rows["before-relu-d0"]["verdict"], rows["before-relu-d4"]["verdict"]) == (
+        plots.WITHIN_SPREAD, plots.CLEAR_OTHER_WAY), rewrite(sentence)
