@@ -43,7 +43,8 @@ NORM_NAMES = {"none": "no norm", "batch": "BN", "ghost": "ghost BN",
               "layer": "LayerNorm", "group": "GroupNorm", "renorm": "BatchRenorm",
               "noisy": "noisy BN", "noise": "BN noise only"}
 INPUT_NAMES = {"raw": "raw inputs", "unit": "inputs /255",
-               "standardize": "standardized inputs", "bn_input": "BN on the input"}
+               "standardize": "standardized inputs",
+               "bn_input": "one BN layer on the input image"}
 
 
 class ConfigError(ValueError):
@@ -141,7 +142,8 @@ class RunConfig:
         if self.model == "sigmoid_mlp":
             text = "sigmoid MLP, " + ("BN" if self.bn_dense else "no BN")
         elif not kinds:
-            text = "no BN"
+            # one BN layer on the input image says itself that no hidden layer has BN
+            text = "" if self.input_scaling == "bn_input" else "no BN"
         else:
             kind = NORM_NAMES[kinds.pop()] if len(kinds) == 1 else (
                 f"{NORM_NAMES[self.norm_conv]} conv / {NORM_NAMES[self.norm_dense]}")
@@ -155,7 +157,7 @@ class RunConfig:
         if self.bn_position == "before_relu" and self.model == "article_cnn":
             text += ", before ReLU"
         if self.input_scaling != "raw":
-            text += f", {INPUT_NAMES[self.input_scaling]}"
+            text += f"{', ' if text else ''}{INPUT_NAMES[self.input_scaling]}"
         if self.dropout:
             text += f", dropout {self.dropout:g}"
         if self.optimizer != "adam" or self.learning_rate != 1e-3:

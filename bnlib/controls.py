@@ -264,16 +264,104 @@ def budget_rows(results: dict[str, list[dict]], windows=BUDGET_WINDOWS) -> list[
     return rows
 
 
-def bn_gap_over_budget(rows: list[dict], windows=BUDGET_WINDOWS) -> dict:
-    """BN conv+dense minus no BN (dropout 0), ours and the article's, at the
-    end of each window: does the gap hold, shrink or grow with more epochs?"""
+BUDGET_PAIRS = (("bn-both-d0", "none-d0"), ("bn-both-d4", "none-d4"))  # (BN, no BN)
+
+
+def bn_gap_over_budget(rows: list[dict], windows=BUDGET_WINDOWS,
+                       pair: tuple[str, str] = BUDGET_PAIRS[0]) -> dict:
+    """BN conv+dense minus no BN (dropout 0 unless ``pair`` names the dropout-0.4
+    runs), ours and the article's, at the end of each window: does the gap
+    hold, shrink or grow with more epochs?"""
     by_name = {row["name"]: row for row in rows}
     gaps = {}
     for _, last in windows:
         for who in ("ours", "article"):
-            bn, none = (by_name[n][f"{who}_{last}"] for n in ("bn-both-d0", "none-d0"))
+            bn, none = (by_name[n][f"{who}_{last}"] for n in pair)
             gaps[f"{who}_{last}"] = None if None in (bn, none) else bn - none
     return gaps
+
+
+def seed_spread(results: dict[str, list[dict]], names) -> float | None:
+    """The widest seed range (highest minus lowest seed's last-N mean) among
+    these configurations of the 15-epoch article grid: how far one seed can
+    land from another, the yardstick for a change seen in single runs. None
+    while a configuration has fewer than two seeds."""
+    ranges = []
+    for name in names:
+        values = plots.last_n_means(runs_of(results, "article", name))
+        if len(values) < 2:
+            return None
+        ranges.append(max(values) - min(values))
+    return max(ranges)
+
+
+def gap_change_word(change: float, spread: float) -> str:
+    """``holds`` when a gap moves by no more than ``spread``, else ``grows`` or
+    ``shrinks``."""
+    if abs(change) <= spread:
+        return "holds"
+    return "grows" if change > 0 else "shrinks"
+
+
+def budget_lead(results: dict[str, list[dict]], pair: tuple[str, str]) -> dict:
+    """BN's lead over no BN (``pair``: BN run, no-BN run) over the longer
+    budget: ``ours_15``/``ours_40``/``article_15``/``article_40`` (see
+    :func:`bn_gap_over_budget`), ``run_ids``, ``missing`` (the unfinished runs,
+    labelled), and once both runs are trained ``change`` (epoch 40 minus epoch
+    15), ``moved`` (each run's own change, BN first), ``spread`` (see
+    :func:`seed_spread`), ``word`` and ``article_word`` (see
+    :func:`gap_change_word`; None without a spread)."""
+    rows = budget_rows(results)
+    by_name = {row["name"]: row for row in rows}
+    (_, first), (_, last) = BUDGET_WINDOWS
+    lead = {**bn_gap_over_budget(rows, pair=pair),
+            "run_ids": tuple(by_name[name]["run_id"] for name in pair),
+            "missing": unfinished(results, [("budget", name) for name in pair])}
+    if lead["missing"]:
+        return lead
+    lead["change"] = lead[f"ours_{last}"] - lead[f"ours_{first}"]
+    lead["moved"] = tuple(by_name[name][f"ours_{last}"] - by_name[name][f"ours_{first}"]
+                          for name in pair)
+    lead["spread"] = spread = seed_spread(results, pair)
+    article_change = lead[f"article_{last}"] - lead[f"article_{first}"]
+    lead["word"], lead["article_word"] = (
+        (None, None) if spread is None else
+        (gap_change_word(lead["change"], spread), gap_change_word(article_change, spread)))
+    return lead
+
+
+def budget_markdown(results: dict[str, list[dict]]) -> str:
+    """In words, one bullet per dropout rate: BN conv+dense's lead over no BN
+    at epoch 15 and at epoch 40 in our single 40-epoch runs and in the
+    article's, and whether it holds, grows or shrinks, measured against the
+    seed spread of the same configurations in the 15-epoch grid (one seed per
+    budget run, so the book's rule cannot judge these); PRELIMINARY while a
+    run is missing."""
+    (_, first), (_, last) = BUDGET_WINDOWS
+    lines = []
+    for pair in BUDGET_PAIRS:
+        bn = get_grid("article").run(pair[0])
+        lead = budget_lead(results, pair)
+        head = (f"- **Dropout {bn.dropout:g}**, {bn.label.split(',')[0]} against no BN "
+                f"(runs {lead['run_ids'][0]} and {lead['run_ids'][1]})")
+        article = (f"the article's single runs: {lead[f'article_{first}']:+.3f} at "
+                   f"epoch {first}, {lead[f'article_{last}']:+.3f} at epoch {last}")
+        if lead["missing"]:
+            lines.append(f"{head}: PRELIMINARY, {'; '.join(lead['missing'])}; {article}.")
+            continue
+        if lead["spread"] is None:
+            judged, article_word = ("no yardstick until the 15-epoch grid has these "
+                                    "runs' seeds"), ""
+        else:
+            judged = (f"it *{lead['word']}*: it moves by {lead['change']:+.3f} (the BN run "
+                      f"{lead['moved'][0]:+.3f}, the run without BN {lead['moved'][1]:+.3f}), "
+                      f"against a seed spread of up to {lead['spread']:.3f} for these "
+                      f"configurations at 15 epochs")
+            article_word = f" — by the same yardstick it *{lead['article_word']}* there"
+        lines.append(f"{head}: our lead is {lead[f'ours_{first}']:+.3f} at epoch {first} "
+                     f"and {lead[f'ours_{last}']:+.3f} at epoch {last}; {judged}. "
+                     f"In {article}{article_word}.")
+    return "\n".join(lines)
 
 
 def show_control_figure(results: dict[str, list[dict]], name: str,
@@ -439,8 +527,9 @@ def headline_markdown(results: dict[str, list[dict]]) -> str:
     for chapter 04's BN gap (dropout 0), how much of it standardizing the
     inputs alone closes, the other fixes of the input scale, whether (and by
     how much) BN conv+dense still beats no BN with standardized inputs, where
-    BN goes with standardized inputs, and the article's three claims on the
-    whole standardized grid. Each place that embeds it says whose it is, so
+    BN goes with standardized inputs, whether BN's lead on raw pixels holds
+    over 40 epochs, and the article's three claims on the whole standardized
+    grid. Each place that embeds it says whose it is, so
     it names no chapter; PRELIMINARY wherever a run still lacks seeds."""
     gap = gap_closed(results)
     if gap is None:
@@ -473,8 +562,29 @@ def headline_markdown(results: dict[str, list[dict]]) -> str:
     placement = _placement_standardized(results)
     if placement:
         lines.append(f"- {placement}")
+    lines.append(f"- {_budget_in_brief(results)}")
     lines.append(f"- {_claims_in_brief(results)}")
     return "\n".join(lines)
+
+
+def _budget_in_brief(results: dict[str, list[dict]]) -> str:
+    """The headline's bullet on the longer budget: BN's lead without dropout
+    at epoch 15 and at epoch 40 (one seed per run, raw inputs) and whether it
+    holds, grows or shrinks, with the article's."""
+    lead = budget_lead(results, BUDGET_PAIRS[0])
+    (_, first), (_, last) = BUDGET_WINDOWS
+    if lead["missing"] or lead["spread"] is None:
+        missing = "; ".join(lead["missing"]) or "the 15-epoch grid's seeds of these runs"
+        return (f"Whether BN conv+dense's lead over no BN on raw pixels holds over "
+                f"{last} epochs instead of {first} is measured once the longer runs are "
+                f"trained (PRELIMINARY, still to train: {missing}).")
+    beyond = "no more than" if lead["word"] == "holds" else "more than"
+    return (f"Trained on raw pixels for {last} epochs instead of {first} (one seed per "
+            f"run), BN conv+dense's lead over no BN *{lead['word']}*: {lead[f'ours_{first}']:+.3f} at epoch {first}, "
+            f"{lead[f'ours_{last}']:+.3f} at epoch {last}, a change of "
+            f"{lead['change']:+.3f}, {beyond} the {lead['spread']:.3f} by which seeds "
+            f"differ at {first} epochs (the article's single runs: "
+            f"{lead[f'article_{first}']:+.3f}, then {lead[f'article_{last}']:+.3f}).")
 
 
 def _seeds(count: int, planned: int) -> str:

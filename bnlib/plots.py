@@ -707,7 +707,7 @@ def comparison_table(results: list[dict], pairs) -> "object":
                                      "difference", "verdict"])
 
 
-BUDGET_WINDOWS = ((8, 10), (13, 15))  # epochs (first, last]: "around 10 and 15"
+SAME_BUDGET_WINDOWS = ((8, 10), (13, 15))  # epochs (first, last]: "around 10 and 15"
 
 
 def window_means(results: list[dict], first_epoch: float, last_epoch: float
@@ -733,7 +733,7 @@ def window_means(results: list[dict], first_epoch: float, last_epoch: float
     return out
 
 
-def budget_rows(results: list[dict], windows=BUDGET_WINDOWS) -> list[dict]:
+def same_budget_rows(results: list[dict], windows=SAME_BUDGET_WINDOWS) -> list[dict]:
     """For each of the 12 runs: the article's mean test accuracy in each window
     of epochs against ours (mean and std over seeds; None where our runs are
     shorter), and the article's 400-epoch final and best as context."""
@@ -751,8 +751,8 @@ def budget_rows(results: list[dict], windows=BUDGET_WINDOWS) -> list[dict]:
     return rows
 
 
-def budget_table(rows: list[dict]):
-    """:func:`budget_rows` as a :class:`bnlib.show.Table`."""
+def same_budget_table(rows: list[dict]):
+    """:func:`same_budget_rows` as a :class:`bnlib.show.Table`."""
     windows = list(rows[0]["windows"]) if rows else []
     columns = ["id", "configuration"]
     for window in windows:
@@ -772,8 +772,8 @@ def budget_table(rows: list[dict]):
     return result_table(table_rows, columns)
 
 
-def budget_summary(rows: list[dict]) -> dict:
-    """Per window of :func:`budget_rows`: in how many runs our mean is ahead
+def same_budget_summary(rows: list[dict]) -> dict:
+    """Per window of :func:`same_budget_rows`: in how many runs our mean is ahead
     of the article's, in how many the article's value is below even our lowest
     seed, and how many runs were compared."""
     out = {}

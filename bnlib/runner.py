@@ -164,7 +164,8 @@ def protocol_summary(results: list[dict], width: int = 78) -> str:
     software and time. A field that differs between the files lists
     each value with the grids that have it. Time is the sum of the runs' wall
     times (runs trained side by side overlap on the clock), with the dates of
-    the first start and the last finish."""
+    the first start and the last finish, and a warning when the files come
+    from more than one hardware setup."""
     import textwrap
 
     if not results:
@@ -224,7 +225,9 @@ def protocol_summary(results: list[dict], width: int = 78) -> str:
         ("precision", values(lambda r: r["config"]["precision"])),
         ("hardware", values(hardware)),
         ("software", values(software)),
-        ("time", f"{hours:.1f} hours of training (each run's wall time, summed){span}"),
+        ("time", f"{hours:.1f} hours of training (each run's wall time, summed){span}"
+                 + ("; wall times compare only within one hardware setup"
+                    if len({hardware(r) for r in results}) > 1 else "")),
     ]
     return "\n".join(textwrap.fill(f"{label + ':':11}{text}", width,
                                    subsequent_indent=" " * 11)

@@ -9,3 +9,16 @@ before any test module imports TensorFlow. ``import keras`` stays Keras 3.
 import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+import sys
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close the figures a test drew, so no test depends on how many earlier
+    tests left open (matplotlib warns past 20)."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

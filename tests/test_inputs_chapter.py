@@ -30,6 +30,8 @@ def test_every_question_names_runs_that_exist():
             assert GRIDS[grid].run(name).name == name
     for name in controls.BUDGET_RUNS:
         assert GRIDS["budget"].run(name) == GRIDS["article"].run(name)
+    # the label the chapter's tables, legends and prose use for this control
+    assert GRIDS["inputs"].run("bninput-none-d0").label == "one BN layer on the input image"
 
 
 def test_results_folders_follow_the_grids():
@@ -79,9 +81,14 @@ def test_the_control_headline_from_hand_made_results():
     assert "BN conv+dense reaches 0.710 (3 seeds), +0.050 over no BN, every BN seed " \
            "ahead: BN's lead survives the control, at 36 % of its size on raw pixels " \
            "(+0.050 against +0.140)." in text
-    assert "PRELIMINARY" not in text.rsplit("\n- ", 1)[0]  # the dropout-0 pair is complete
+    # the dropout-0 pair is complete; the budget runs and the rest of the grid are not
+    assert "PRELIMINARY" not in text.rsplit("\n- ", 2)[0]
     assert "Chapter" not in text.split("\n- ")[0]  # the lead-in names no chapter
-    assert text.count("\n- ") == 4  # a lead-in, then one bullet per finding
+    assert text.count("\n- ") == 5  # a lead-in, then one bullet per finding
+    assert ("- Whether BN conv+dense's lead over no BN on raw pixels holds over 40 epochs "
+            "instead of 15 is measured once the longer runs are trained (PRELIMINARY, "
+            "still to train: BN conv+dense (not trained yet); no BN (not trained yet)).\n"
+            ) in text
     assert text.endswith("- The article's three claims (BN beats dropout, BN conv+dense "
                          "is the most stable, dropout still helps with BN) are judged "
                          "again with standardized inputs once chapter 05's whole grid is "
@@ -338,6 +345,53 @@ def test_the_opening_claim_about_chapter_04():
     without = [r for r in results if r not in with_bn]
     assert len(with_bn) == 27 and len(without) == 9
     assert min(plots.last_n_means(with_bn)) > max(plots.last_n_means(without))
+
+
+def budget_result(name, accuracy_at_15, accuracy_at_40):
+    """A 40-epoch run evaluated every half epoch: one accuracy up to epoch 15,
+    another after it."""
+    curve = [[195 * i, i / 2, 1.0, 0.5, accuracy_at_15 if i <= 30 else accuracy_at_40]
+             for i in range(1, 81)]
+    return {"grid": "budget", "name": name, "seed": 0, "status": "complete",
+            "run_id": 0, "curve": curve, "data": {"kind": "folder"}}
+
+
+def test_the_budget_in_words_from_hand_made_results():
+    from bnlib import article
+
+    results = {"article": [fake_result("article", name, s, base + s / 100)
+                           for name, base in (("none-d0", 0.50), ("bn-both-d0", 0.68),
+                                              ("none-d4", 0.57), ("bn-both-d4", 0.70))
+                           for s in range(3)],
+               "standardized": [], "inputs": [],
+               "budget": [budget_result("none-d0", 0.52, 0.51),
+                          budget_result("bn-both-d0", 0.68, 0.70),
+                          budget_result("none-d4", 0.58, 0.585)]}
+    text = controls.budget_markdown(results)
+    dropout_0, dropout_4 = text.split("\n")
+    # the seed spread of runs 0 and 9 at 15 epochs is 0.02; the lead moves by +0.03
+    assert dropout_0.startswith("- **Dropout 0**, BN conv+dense against no BN (runs 9 and 0)")
+    assert ("our lead is +0.160 at epoch 15 and +0.190 at epoch 40; it *grows*: it moves "
+            "by +0.030 (the BN run +0.020, the run without BN -0.010), against a seed "
+            "spread of up to 0.020") in dropout_0
+    theirs = [article.mean_accuracy_between(run_id, 13, 15)[0]
+              - article.mean_accuracy_between(other, 13, 15)[0]
+              for run_id, other in ((9, 0), (11, 2))]
+    assert f"the article's single runs: {theirs[0]:+.3f} at epoch 15" in dropout_0
+    assert "PRELIMINARY, BN conv+dense, dropout 0.4 (not trained yet)" in dropout_4
+    assert f"{theirs[1]:+.3f} at epoch 15" in dropout_4
+    results["budget"].append(budget_result("bn-both-d4", 0.70, 0.71))
+    dropout_4 = controls.budget_markdown(results).split("\n")[1]
+    assert "it *holds*: it moves by +0.005" in dropout_4
+    results["standardized"] = [fake_result("standardized", "std-none-d0", s, 0.65)
+                               for s in range(3)]
+    assert (f"- Trained on raw pixels for 40 epochs instead of 15 (one seed per run), BN "
+            f"conv+dense's lead over no BN *grows*: +0.160 at epoch 15, +0.190 at epoch "
+            f"40, a change of +0.030, more than the 0.020 by which seeds differ at 15 "
+            f"epochs (the article's single runs: {theirs[0]:+.3f}, then ") in \
+        controls.headline_markdown(results)
+    assert controls.gap_change_word(-0.03, 0.02) == "shrinks"
+    assert controls.gap_change_word(0.02, 0.02) == "holds"
 
 
 def test_figures_are_drawn_only_from_finished_runs():

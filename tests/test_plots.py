@@ -171,7 +171,7 @@ def test_window_means_average_each_seed_then_the_seeds():
 def test_budget_rows_put_the_article_next_to_ours(fake_article):
     results = [record(0, s, [0.45, 0.5, 0.55, 0.6, 0.65, 0.7]) for s in (0, 1)]
     # epochs x 10 steps: (2, 5] holds the article's step 50, (4, 10] steps 50, 100
-    rows = plots.budget_rows(results, windows=((2, 5), (4, 10)))
+    rows = plots.same_budget_rows(results, windows=((2, 5), (4, 10)))
     assert [row["run_id"] for row in rows] == list(range(12))
     early, late = rows[0]["windows"][(2, 5)], rows[0]["windows"][(4, 10)]
     assert (early["article"], early["article_points"]) == (pytest.approx(0.505), 1)
@@ -183,13 +183,13 @@ def test_budget_rows_put_the_article_next_to_ours(fake_article):
     assert rows[11]["windows"][(2, 5)]["ours"] is None       # run 11 not trained
     assert rows[11]["windows"][(2, 5)]["article"] == pytest.approx(0.615)
 
-    table = plots.budget_table(rows)
+    table = plots.same_budget_table(rows)
     assert table.columns == ["id", "configuration", "article, epochs 2–5",
                              "ours, epochs 2–5", "article, epochs 4–10",
                              "ours, epochs 4–10", "article, final @ 30 epochs"]
     assert table.rows[0] == ["0", "no BN", "0.505", "0.600\u00a0±\u00a00.000",
                              "0.508", "not reached", "0.530"]
-    summary = plots.budget_summary(rows)
+    summary = plots.same_budget_summary(rows)
     assert summary[(2, 5)] == {"compared": 1, "ours_ahead": 1, "below_all_seeds": 1}
     assert summary[(4, 10)]["compared"] == 0
 

@@ -747,7 +747,11 @@ def test_protocol_summary_states_what_decides_the_numbers():
     hours = sum(r["timing"]["wall_seconds"] for r in book + [longer]) / 3600
     first_day = min(r["started"] for r in book)[:10]
     assert lines["time"].strip() == (f"{hours:.1f} hours of training (each run's wall "
-                                     f"time, summed); runs from {first_day} to 2031-01-02")
+                                     f"time, summed); runs from {first_day} to 2031-01-02; "
+                                     f"wall times compare only within one hardware setup")
+    one_setup = dict(line.split(":", 1) for line in
+                     protocol_summary(book, width=1000).splitlines())
+    assert "hardware setup" not in one_setup["time"]
     with pytest.raises(ValueError, match="at least one result"):
         protocol_summary([])
 
