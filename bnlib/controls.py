@@ -303,6 +303,55 @@ def gap_change_word(change: float, spread: float) -> str:
     return "grows" if change > 0 else "shrinks"
 
 
+def budget_against_chapter_04(results: dict[str, list[dict]],
+                              windows=BUDGET_WINDOWS) -> list[dict]:
+    """Each finished budget run against chapter 04's run of the same
+    configuration and seed over the 15 epochs both trained: ``same`` (how many
+    of the ``compared`` evaluations have exactly the same training loss and
+    test accuracy), ``first_difference`` (the epoch of the first evaluation
+    that differs, None if none does), and the two runs' mean test accuracy in
+    the window ending at epoch 15 (``budget_15``, ``chapter_04_15``), with
+    the lowest and highest of chapter 04's seeds in that window
+    (``seeds_low``, ``seeds_high``)."""
+    (first, last), _ = windows
+    seeds_in_window = plots.window_means(results.get("article", []), first, last)
+    rows = []
+    for name in BUDGET_RUNS:
+        for run in runs_of(results, "budget", name):
+            twin = [r for r in runs_of(results, "article", name) if r["seed"] == run["seed"]]
+            if not twin:
+                continue
+            ours, theirs = ([p for p in r["curve"] if p[1] <= last] for r in (run, twin[0]))
+            pairs = list(zip(ours, theirs))
+            differ = [a[1] for a, b in pairs if (a[2], a[4]) != (b[2], b[4])]
+            window = [[p[4] for p in curve if first < p[1] <= last]
+                      for curve in (ours, theirs)]
+            rows.append({"name": name, "seed": run["seed"],
+                         "label": get_grid("article").run(name).label,
+                         "compared": len(pairs), "same": len(pairs) - len(differ),
+                         "first_difference": differ[0] if differ else None,
+                         "budget_15": statistics.fmean(window[0]),
+                         "chapter_04_15": statistics.fmean(window[1]),
+                         "seeds_low": seeds_in_window[twin[0]["run_id"]]["low"],
+                         "seeds_high": seeds_in_window[twin[0]["run_id"]]["high"]})
+    return rows
+
+
+def budget_twin_table(rows: list[dict], windows=BUDGET_WINDOWS):
+    """:func:`budget_against_chapter_04` as a table."""
+    (first, last), _ = windows
+    cells = [[f"{row['label']} (seed {row['seed']})",
+              f"{row['same']} of {row['compared']}",
+              "–" if row["first_difference"] is None else f"{row['first_difference']:g}",
+              f"{row['budget_15']:.3f}", f"{row['chapter_04_15']:.3f}",
+              f"{row['seeds_low']:.3f}–{row['seeds_high']:.3f}"] for row in rows]
+    return plots.result_table(cells, [
+        "run", "evaluations identical to chapter 04's", "first that differs (epoch)",
+        f"40-epoch run, epochs {first + 1}–{last}",
+        f"chapter 04's run, epochs {first + 1}–{last}",
+        "chapter 04's seeds there (lowest–highest)"])
+
+
 def budget_lead(results: dict[str, list[dict]], pair: tuple[str, str]) -> dict:
     """BN's lead over no BN (``pair``: BN run, no-BN run) over the longer
     budget: ``ours_15``/``ours_40``/``article_15``/``article_40`` (see

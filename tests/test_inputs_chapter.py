@@ -394,6 +394,30 @@ def test_the_budget_in_words_from_hand_made_results():
     assert controls.gap_change_word(0.02, 0.02) == "holds"
 
 
+def test_budget_runs_against_chapter_04s_twins():
+    """A 40-epoch run whose first 15 epochs repeat chapter 04's run of the
+    same seed counts every evaluation as the same; one that drifts names the
+    epoch of its first differing evaluation."""
+    twin = budget_result("none-d0", 0.52, 0.51)
+    twin["grid"] = "article"
+    twin["curve"] = [p for p in twin["curve"] if p[1] <= 15]
+    other = budget_result("bn-both-d0", 0.68, 0.70)
+    other_twin = {**twin, "name": "bn-both-d0", "run_id": 9,
+                  "curve": [p[:4] + [0.68 if p[1] < 10 else 0.60] for p in twin["curve"]]}
+    results = {"article": [twin, other_twin], "standardized": [], "inputs": [],
+               "budget": [budget_result("none-d0", 0.52, 0.51), other]}
+    rows = {row["name"]: row for row in controls.budget_against_chapter_04(results)}
+    assert (rows["none-d0"]["same"], rows["none-d0"]["compared"]) == (30, 30)
+    assert rows["none-d0"]["first_difference"] is None
+    assert rows["none-d0"]["budget_15"] == rows["none-d0"]["chapter_04_15"] == 0.52
+    assert (rows["bn-both-d0"]["same"], rows["bn-both-d0"]["first_difference"]) == (19, 10)
+    assert rows["bn-both-d0"]["chapter_04_15"] == pytest.approx(0.60)
+    assert rows["bn-both-d0"]["seeds_low"] == rows["bn-both-d0"]["seeds_high"] == \
+        pytest.approx(0.60)
+    table = controls.budget_twin_table(list(rows.values()))._repr_html_()
+    assert "30 of 30" in table and "19 of 30" in table
+
+
 def test_figures_are_drawn_only_from_finished_runs():
     import matplotlib
 
@@ -495,3 +519,45 @@ def test_chapter_05_read_together_holds_in_the_files():
     assert sentence in text and "the article's placement is at least as good" in text
     assert (rows["before-relu-d0"]["verdict"], rows["before-relu-d4"]["verdict"]) == (
         plots.WITHIN_SPREAD, plots.CLEAR_OTHER_WAY), rewrite(sentence)
+
+
+def test_chapter_05_budget_twins_prose_holds_in_the_files():
+    """The paragraph under the table of the 40-epoch runs against chapter 04's
+    runs of the same seed: identical without BN, apart from the first
+    evaluation with BN, within (dropout 0) and below (dropout 0.4) chapter
+    04's seeds at epoch 15, on another machine and an earlier bnlib."""
+    text = " ".join((ROOT / "notebooks" / "05_inputs.md").read_text().split())
+    found = controls.load_control_results(
+        controls.results_folders(get_profile("book"), ROOT / "results"))
+    rows = {row["name"]: row for row in controls.budget_against_chapter_04(found)}
+    if len(rows) < len(controls.BUDGET_RUNS):
+        pytest.skip("the budget grid is not complete")
+
+    def rewrite(sentence):
+        return f"rewrite chapter 05's paragraph on the 40-epoch runs' twins: {sentence!r}"
+
+    sentence = ("Without BN the two runs are one and the same: every evaluation of their "
+                "first 15 epochs repeats chapter 04's to the last digit recorded")
+    assert sentence in text
+    for name in ("none-d0", "none-d4"):
+        assert rows[name]["same"] == rows[name]["compared"] == 30, rewrite(sentence)
+    sentence = "was trained earlier, with an earlier version of bnlib, on another machine"
+    assert sentence in text
+    for name in controls.BUDGET_RUNS:
+        (budget,) = controls.runs_of(found, "budget", name)
+        (twin,) = [r for r in controls.runs_of(found, "article", name) if r["seed"] == 0]
+        assert twin["environment"]["cpu"] != budget["environment"]["cpu"], rewrite(sentence)
+        assert twin["finished"] < budget["started"], rewrite(sentence)
+        assert twin["runner"] != budget["runner"], rewrite(sentence)
+    sentence = "With BN the runs part at the first evaluation"
+    assert sentence in text
+    for name in ("bn-both-d0", "bn-both-d4"):
+        assert rows[name]["first_difference"] == 0.5, rewrite(sentence)
+    sentence = ("By epoch 15 the BN run without dropout lies within the range of chapter "
+                "04's three seeds; the one with dropout 0.4 lands below all three, whose "
+                "range there is narrow (0.715–0.720).")
+    assert sentence in text
+    d0, d4 = rows["bn-both-d0"], rows["bn-both-d4"]
+    assert d0["seeds_low"] <= d0["budget_15"] <= d0["seeds_high"], rewrite(sentence)
+    assert d4["budget_15"] < d4["seeds_low"], rewrite(sentence)
+    assert f"({d4['seeds_low']:.3f}–{d4['seeds_high']:.3f})" in sentence, rewrite(sentence)
