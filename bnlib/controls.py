@@ -326,6 +326,8 @@ def budget_against_chapter_04(results: dict[str, list[dict]],
             differ = [a[1] for a, b in pairs if (a[2], a[4]) != (b[2], b[4])]
             window = [[p[4] for p in curve if first < p[1] <= last]
                       for curve in (ours, theirs)]
+            if not all(window):  # shorter runs (the smoke profile): no window
+                continue
             rows.append({"name": name, "seed": run["seed"],
                          "label": get_grid("article").run(name).label,
                          "compared": len(pairs), "same": len(pairs) - len(differ),
@@ -366,6 +368,11 @@ def budget_lead(results: dict[str, list[dict]], pair: tuple[str, str]) -> dict:
     lead = {**bn_gap_over_budget(rows, pair=pair),
             "run_ids": tuple(by_name[name]["run_id"] for name in pair),
             "missing": unfinished(results, [("budget", name) for name in pair])}
+    if not lead["missing"]:  # finished, but shorter than the windows (smoke runs)
+        lead["missing"] = [f"{get_grid('budget').run(name).label} (ends before epoch "
+                           f"{last})" for name in pair
+                           if None in (by_name[name][f"ours_{first}"],
+                                       by_name[name][f"ours_{last}"])]
     if lead["missing"]:
         return lead
     lead["change"] = lead[f"ours_{last}"] - lead[f"ours_{first}"]
