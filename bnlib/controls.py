@@ -340,7 +340,10 @@ def budget_against_chapter_04(results: dict[str, list[dict]],
 
 
 def budget_twin_table(rows: list[dict], windows=BUDGET_WINDOWS):
-    """:func:`budget_against_chapter_04` as a table."""
+    """:func:`budget_against_chapter_04` as a table (short headers; the
+    caption names the window)."""
+    from .article import window_label
+
     (first, last), _ = windows
     cells = [[f"{row['label']} (seed {row['seed']})",
               f"{row['same']} of {row['compared']}",
@@ -348,24 +351,32 @@ def budget_twin_table(rows: list[dict], windows=BUDGET_WINDOWS):
               f"{row['budget_15']:.3f}", f"{row['chapter_04_15']:.3f}",
               f"{row['seeds_low']:.3f}–{row['seeds_high']:.3f}"] for row in rows]
     return plots.result_table(cells, [
-        "run", "evaluations identical to chapter 04's", "first that differs (epoch)",
-        f"40-epoch run, epochs {first + 1}–{last}",
-        f"chapter 04's run, epochs {first + 1}–{last}",
-        "chapter 04's seeds there (lowest–highest)"])
+        "run", "evaluations as in chapter 04", "first difference (epoch)",
+        "40-epoch run", "chapter 04's run", "chapter 04's seeds"], caption=(
+        f"The first {last} epochs of each 40-epoch run against chapter 04's run of "
+        f"the same seed; the last three columns: mean test accuracy over "
+        f"{window_label(first, last)} (chapter 04's seeds: lowest–highest)"))
 
 
 def budget_lead(results: dict[str, list[dict]], pair: tuple[str, str]) -> dict:
     """BN's lead over no BN (``pair``: BN run, no-BN run) over the longer
     budget: ``ours_15``/``ours_40``/``article_15``/``article_40`` (see
-    :func:`bn_gap_over_budget`), ``run_ids``, ``missing`` (the unfinished runs,
+    :func:`bn_gap_over_budget`), ``article_end`` (the article's lead over its
+    last ten epochs), ``run_ids``, ``missing`` (the unfinished runs,
     labelled), and once both runs are trained ``change`` (epoch 40 minus epoch
     15), ``moved`` (each run's own change, BN first), ``spread`` (see
     :func:`seed_spread`), ``word`` and ``article_word`` (see
     :func:`gap_change_word`; None without a spread)."""
+    from . import article
+
     rows = budget_rows(results)
     by_name = {row["name"]: row for row in rows}
     (_, first), (_, last) = BUDGET_WINDOWS
+    end = article.epochs()
+    bn_end, none_end = (article.mean_accuracy_between(by_name[name]["run_id"], end - 10,
+                                                      end)[0] for name in pair)
     lead = {**bn_gap_over_budget(rows, pair=pair),
+            "article_end": bn_end - none_end,
             "run_ids": tuple(by_name[name]["run_id"] for name in pair),
             "missing": unfinished(results, [("budget", name) for name in pair])}
     if not lead["missing"]:  # finished, but shorter than the windows (smoke runs)
@@ -393,30 +404,36 @@ def budget_markdown(results: dict[str, list[dict]]) -> str:
     seed spread of the same configurations in the 15-epoch grid (one seed per
     budget run, so the book's rule cannot judge these); PRELIMINARY while a
     run is missing."""
+    from .article import epochs
+
     (_, first), (_, last) = BUDGET_WINDOWS
     lines = []
     for pair in BUDGET_PAIRS:
         bn = get_grid("article").run(pair[0])
         lead = budget_lead(results, pair)
         head = (f"- **Dropout {bn.dropout:g}**, {bn.label.split(',')[0]} against no BN "
-                f"(runs {lead['run_ids'][0]} and {lead['run_ids'][1]})")
-        article = (f"the article's single runs: {lead[f'article_{first}']:+.3f} at "
-                   f"epoch {first}, {lead[f'article_{last}']:+.3f} at epoch {last}")
+                f"(runs {lead['run_ids'][0]} and {lead['run_ids'][1]}).")
+        end = epochs()
+        article = (f"The article's: {lead[f'article_{first}']:+.3f} at epoch {first}, "
+                   f"{lead[f'article_{last}']:+.3f} at epoch {last}")
+        article_end = (f", and {lead['article_end']:+.3f} over its last ten epochs "
+                       f"({end - 10}–{end}).")
         if lead["missing"]:
-            lines.append(f"{head}: PRELIMINARY, {'; '.join(lead['missing'])}; {article}.")
+            lines.append(f"{head} Ours: PRELIMINARY, {'; '.join(lead['missing'])}. "
+                         f"{article}{article_end}")
             continue
+        ours = (f"Ours: {lead[f'ours_{first}']:+.3f} at epoch {first}, "
+                f"{lead[f'ours_{last}']:+.3f} at epoch {last}; the lead moves by "
+                f"{lead['change']:+.3f} (the BN run {lead['moved'][0]:+.3f}, the run "
+                f"without BN {lead['moved'][1]:+.3f})")
         if lead["spread"] is None:
-            judged, article_word = ("no yardstick until the 15-epoch grid has these "
-                                    "runs' seeds"), ""
-        else:
-            judged = (f"it *{lead['word']}*: it moves by {lead['change']:+.3f} (the BN run "
-                      f"{lead['moved'][0]:+.3f}, the run without BN {lead['moved'][1]:+.3f}), "
-                      f"against a seed spread of up to {lead['spread']:.3f} for these "
-                      f"configurations at 15 epochs")
-            article_word = f" — by the same yardstick it *{lead['article_word']}* there"
-        lines.append(f"{head}: our lead is {lead[f'ours_{first}']:+.3f} at epoch {first} "
-                     f"and {lead[f'ours_{last}']:+.3f} at epoch {last}; {judged}. "
-                     f"In {article}{article_word}.")
+            lines.append(f"{head} {ours}, with no yardstick until the 15-epoch grid has "
+                         f"these runs' seeds. {article}{article_end}")
+            continue
+        beyond = "no more than" if lead["word"] == "holds" else "more than"
+        lines.append(f"{head} {ours}, {beyond} the yardstick's {lead['spread']:.3f}: it "
+                     f"*{lead['word']}*. {article} (it *{lead['article_word']}* by the "
+                     f"same yardstick){article_end}")
     return "\n".join(lines)
 
 
@@ -443,17 +460,23 @@ def show_figure(fig, what: str) -> None:
 
 
 def budget_table(rows: list[dict], windows=BUDGET_WINDOWS):
+    """:func:`budget_rows` as a table: each window's mean, ours and the
+    article's (short headers; the caption names the windows)."""
+    from .article import window_label
+
     def number(value):
         return "–" if value is None else f"{value:.3f}"
 
     columns = ["run"]
     for first, last in windows:
-        # the window is (first, last]: epochs first + 1 to last
-        columns += [f"ours, epochs {first + 1}–{last}", f"article, epochs {first + 1}–{last}"]
+        columns += [f"ours {first:g}–{last:g}", f"article {first:g}–{last:g}"]
     cells = [[f"{row['run_id']}: {row['label']}"]
              + [number(row[f"{who}_{last}"]) for _, last in windows
                 for who in ("ours", "article")] for row in rows]
-    return plots.result_table(cells, columns)
+    return plots.result_table(cells, columns, caption=(
+        "Mean test accuracy over the evaluations of "
+        + " and ".join(window_label(*window) for window in windows)
+        + " (one seed each)"))
 
 
 def budget_figure(results: dict[str, list[dict]], y_limits=plots.Y_LIMITS):
@@ -596,7 +619,7 @@ def headline_markdown(results: dict[str, list[dict]]) -> str:
         "convolution's ReLU also rescales what every later layer sees. The comparison "
         "without dropout (no BN against BN conv+dense), repeated with standardized "
         "inputs (each color channel shifted and scaled by its mean and standard "
-        "deviation over the training split):",
+        "deviation over the training split), and on raw pixels over a longer budget:",
         "",
         f"- On raw pixels BN conv+dense leads no BN by {gap['gap']:+.3f} "
         f"({gap['raw_bn']:.3f} against {gap['raw_none']:.3f}).",
@@ -635,12 +658,17 @@ def _budget_in_brief(results: dict[str, list[dict]]) -> str:
                 f"{last} epochs instead of {first} is measured once the longer runs are "
                 f"trained (PRELIMINARY, still to train: {missing}).")
     beyond = "no more than" if lead["word"] == "holds" else "more than"
-    return (f"Trained on raw pixels for {last} epochs instead of {first} (one seed per "
-            f"run), BN conv+dense's lead over no BN *{lead['word']}*: {lead[f'ours_{first}']:+.3f} at epoch {first}, "
-            f"{lead[f'ours_{last}']:+.3f} at epoch {last}, a change of "
-            f"{lead['change']:+.3f}, {beyond} the {lead['spread']:.3f} by which seeds "
-            f"differ at {first} epochs (the article's single runs: "
-            f"{lead[f'article_{first}']:+.3f}, then {lead[f'article_{last}']:+.3f}).")
+    return (f"Trained on raw pixels for {last} epochs instead of {first}, with one seed "
+            f"per run, BN conv+dense's lead over no BN *{lead['word']}*: "
+            f"{lead[f'ours_{first}']:+.3f} at epoch {first}, "
+            f"{lead[f'ours_{last}']:+.3f} at epoch {last} (each the mean of the "
+            f"evaluations of the two epochs ending there, in this one pair of runs; the "
+            f"{gap_closed(results)['gap']:+.3f} above averages three seeds' last five "
+            f"evaluations), a change of {lead['change']:+.3f}, {beyond} the widest seed "
+            f"range of these configurations at {first} epochs ({lead['spread']:.3f}). "
+            f"The article's single runs: {lead[f'article_{first}']:+.3f}, then "
+            f"{lead[f'article_{last}']:+.3f} at epoch {last} and "
+            f"{lead['article_end']:+.3f} over its last ten epochs.")
 
 
 def _seeds(count: int, planned: int) -> str:

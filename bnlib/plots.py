@@ -583,7 +583,8 @@ def _level_with(results: list[dict], best: int) -> str:
 
 
 # --------------------------------------------------------------------------- tables
-_NUMBER_CELL = re.compile(r"^([+\-]?\d[\d.,]*(\u00a0±\u00a0[\d.]+)?|-)$")
+# a number, a number ± its spread, a range of two numbers, or an empty marker
+_NUMBER_CELL = re.compile(r"^([+\-]?\d[\d.,]*(\u00a0±\u00a0[\d.]+|–\d[\d.]*)?|-|–)$")
 
 
 def _result_table_class():

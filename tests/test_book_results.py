@@ -137,14 +137,17 @@ def test_bn_gain_over_the_best_dropout_only_network(results):
 def test_the_first_conclusion_on_chapter_05s_control(results):
     """"with standardized inputs and neither BN nor dropout, the network
     reaches 0.694 (three seeds), 0.09 above run 2 with every seed ahead, level
-    with or above each of the three BN networks here" (the runs without
-    dropout: 3, 6, 9)."""
+    with or above each BN placement without dropout (runs 3, 6 and 9)"."""
     from bnlib import controls
 
     text = " ".join(CHAPTER.read_text().split())
     assert ("with standardized inputs and neither BN nor dropout, the network reaches "
-            "0.694 (three seeds), 0.09 above run 2 with every seed ahead, level with or "
-            "above each of the three BN networks here.") in text
+            "0.694 (three seeds), 0.09 above run 2 with every seed ahead, and level with "
+            "or above each BN placement without dropout (runs 3, 6 and 9).") in text
+    assert "waits for chapter 05's runs with dropout, still training" in text
+    done = sum(len(controls.runs_of(found, "standardized", f"std-{c.name}")) for c in GRID
+               if c.dropout)
+    assert done < 24, "chapter 05's runs with dropout are trained: rewrite 'still training'"
     found = controls.load_control_results(
         controls.results_folders(BOOK_PROTOCOL, ROOT / "results"))
     standardized = controls.runs_of(found, "standardized", "std-none-d0")
@@ -313,11 +316,18 @@ def test_no_hand_typed_article_number(results):
         "0.031": [wobble[8]],
         "0.02": [max(no_bn_gaps)],                      # "within 0.02"
         "0.03": [min(bn_gaps)], "0.06": [max(bn_gaps)],  # "by 0.03 to 0.06"
-        # "our BN conv+dense network gains 0.000 without dropout and 0.009 at
-        # dropout 0.4, the article's 0.074 and 0.012"
-        "0.000": [gains["ours", "bn-both-d0"]], "0.009": [gains["ours", "bn-both-d4"]],
-        "0.074": [gains["article", "bn-both-d0"]],
-        "0.012": [gains["article", "bn-both-d4"]],
+        # chapter 05's 40-epoch runs: "the article's BN conv+dense network is
+        # already at 0.754 by epoch 40, above its own final 0.734, while ours goes
+        # from 0.676 to 0.677"; "both gain about 0.01 (ours 0.009, the article's
+        # 0.012)"; "(0.722 then, 0.761 at the end)"
+        "0.754": [budget["bn-both-d0"][f"article_{epoch_40}"]],
+        "0.734": [finals[ARTICLE.run_id(ARTICLE.run("bn-both-d0"))]],
+        "0.676": [budget["bn-both-d0"][f"ours_{epoch_15}"]],
+        "0.677": [budget["bn-both-d0"][f"ours_{epoch_40}"]],
+        "0.01": [gains["ours", "bn-both-d4"], gains["article", "bn-both-d4"]],
+        "0.009": [gains["ours", "bn-both-d4"]], "0.012": [gains["article", "bn-both-d4"]],
+        "0.722": [budget["bn-both-d4"][f"article_{epoch_40}"]],
+        "0.761": [finals[ARTICLE.run_id(ARTICLE.run("bn-both-d4"))]],
     }
     epochs = {article.epochs(), BOOK_PROTOCOL.epochs,
               article.epochs() - BOOK_PROTOCOL.epochs, FLAT_FROM_EPOCH,
@@ -340,6 +350,12 @@ def test_no_hand_typed_article_number(results):
             assert int(next(c for c in count if c)) in epochs, sentence
     assert seen == set(computed), f"listed but no longer in the chapter: " \
         f"{set(computed) - seen}"
+    # "already at 0.754 by epoch 40, above its own final"; "most of its later
+    # gain after epoch 40"
+    bn_0, bn_4 = (ARTICLE.run_id(ARTICLE.run(name)) for name in ("bn-both-d0", "bn-both-d4"))
+    assert budget["bn-both-d0"][f"article_{epoch_40}"] > finals[bn_0]
+    assert (finals[bn_4] - budget["bn-both-d4"][f"article_{epoch_40}"]
+            > gains["article", "bn-both-d4"])
     # the old hand-typed ranges are gone for good
     text = CHAPTER.read_text()
     assert "0.47–0.57" not in text and "0.60–0.73" not in text
