@@ -583,8 +583,10 @@ def _level_with(results: list[dict], best: int) -> str:
 
 
 # --------------------------------------------------------------------------- tables
-# a number, a number ± its spread, a range of two numbers, or an empty marker
-_NUMBER_CELL = re.compile(r"^([+\-]?\d[\d.,]*(\u00a0±\u00a0[\d.]+|–\d[\d.]*)?|-|–)$")
+# a number, a number ± its spread, a range of two numbers, a count out of a
+# total ("3 of 30"), or an empty marker
+_NUMBER_CELL = re.compile(
+    r"^([+\-]?\d[\d.,]*(\u00a0±\u00a0[\d.]+|–\d[\d.]*| of \d+)?|-|–)$")
 
 
 def _result_table_class():
