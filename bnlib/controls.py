@@ -306,7 +306,8 @@ def gap_change_word(change: float, spread: float) -> str:
 def budget_against_chapter_04(results: dict[str, list[dict]],
                               windows=BUDGET_WINDOWS) -> list[dict]:
     """Each finished budget run against chapter 04's run of the same
-    configuration and seed over the 15 epochs both trained: ``same`` (how many
+    configuration and seed over the 15 epochs both trained: ``run_id``
+    (chapter 04's id of the configuration), ``same`` (how many
     of the ``compared`` evaluations have exactly the same training loss and
     test accuracy), ``first_difference`` (the epoch of the first evaluation
     that differs, None if none does), and the two runs' mean test accuracy in
@@ -328,7 +329,7 @@ def budget_against_chapter_04(results: dict[str, list[dict]],
                       for curve in (ours, theirs)]
             if not all(window):  # shorter runs (the smoke profile): no window
                 continue
-            rows.append({"name": name, "seed": run["seed"],
+            rows.append({"name": name, "seed": run["seed"], "run_id": twin[0]["run_id"],
                          "label": get_grid("article").run(name).label,
                          "compared": len(pairs), "same": len(pairs) - len(differ),
                          "first_difference": differ[0] if differ else None,
@@ -345,8 +346,7 @@ def budget_twin_table(rows: list[dict], windows=BUDGET_WINDOWS):
     from .article import window_label
 
     (first, last), _ = windows
-    cells = [[f"{get_grid('article').run_id(get_grid('article').run(row['name']))}: "
-              f"{row['label']}", f"{row['same']} of {row['compared']}",
+    cells = [[f"{row['run_id']}: {row['label']}", f"{row['same']} of {row['compared']}",
               "–" if row["first_difference"] is None else f"{row['first_difference']:g}",
               f"{row['budget_15']:.3f}", f"{row['chapter_04_15']:.3f}",
               f"{row['seeds_low']:.3f}–{row['seeds_high']:.3f}"] for row in rows]
@@ -656,6 +656,8 @@ def _budget_in_brief(results: dict[str, list[dict]]) -> str:
     """The headline's bullet on the longer budget: BN's lead without dropout
     at epoch 15 and at epoch 40 (one seed per run, raw inputs) and whether it
     holds, grows or shrinks, with the article's."""
+    from .article import epochs
+
     lead = budget_lead(results, BUDGET_PAIRS[0])
     (_, first), (_, last) = BUDGET_WINDOWS
     if lead["missing"] or lead["spread"] is None:
@@ -664,8 +666,6 @@ def _budget_in_brief(results: dict[str, list[dict]]) -> str:
                 f"{last} epochs instead of {first} is measured once the longer runs are "
                 f"trained (PRELIMINARY, still to train: {missing}).")
     beyond = "no more than" if lead["word"] == "holds" else "more than"
-    from .article import epochs
-
     return (f"Trained on raw pixels for {last} epochs instead of {first} (one seed per "
             f"run), BN conv+dense's lead over no BN changes by {lead['change']:+.3f}: "
             f"{lead[f'ours_{first}']:+.3f} at epoch {first}, {lead[f'ours_{last}']:+.3f} "
