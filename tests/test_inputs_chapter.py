@@ -577,6 +577,10 @@ def test_chapter_05_budget_twins_prose_holds_in_the_files():
 def test_chapter_05_budget_prose_holds_in_the_files():
     """The paragraph after the budget's generated words, and the budget
     paragraph of the chapter's closing section."""
+    import statistics
+
+    from bnlib import article
+
     text = " ".join((ROOT / "notebooks" / "05_inputs.md").read_text().split())
     found = controls.load_control_results(
         controls.results_folders(get_profile("book"), ROOT / "results"))
@@ -637,6 +641,13 @@ def test_chapter_05_budget_prose_holds_in_the_files():
                 "while the article's BN network without dropout climbs from 0.680 to 0.754.")
     assert sentence in text
     assert round(max(abs(change) for change in moved.values()), 2) == 0.01, rewrite(sentence)
+    sentence = ("ours (filled triangles) wobbles around 0.68 after epoch 15, the article's "
+                "(hollow triangles) climbs to about 0.75 and stays there.")
+    assert sentence in text  # Figure 5.5's caption
+    assert round(statistics.fmean(later), 2) == 0.68, rewrite(sentence)
+    steps, accuracies = article.curve(bn["run_id"], last_step=40 * article.STEPS_PER_EPOCH)
+    settled = accuracies[steps > 25 * article.STEPS_PER_EPOCH]
+    assert 0.745 <= settled.min() and settled.max() < 0.755, rewrite(sentence)
     assert "Standardized inputs were not trained for 40 epochs" in text
     assert {r["config"]["input_scaling"] for r in found["budget"]} == {"raw"}
 
