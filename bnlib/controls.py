@@ -245,7 +245,9 @@ BUDGET_WINDOWS = ((13, 15), (38, 40))  # the two epochs ending at 15 and at 40
 
 def budget_rows(results: dict[str, list[dict]], windows=BUDGET_WINDOWS) -> list[dict]:
     """For each budget run: our test accuracy (one seed) and the article's,
-    mean over the evaluations in each window of epochs (first, last]."""
+    mean over the evaluations in each window of epochs (first, last]
+    (``ours_15``, ``article_15``, ...), and our running training accuracy
+    over the same evaluations (``train_15``, ...; the article logged none)."""
     from . import article
 
     rows = []
@@ -255,9 +257,9 @@ def budget_rows(results: dict[str, list[dict]], windows=BUDGET_WINDOWS) -> list[
         row = {"name": name, "run_id": run_id,
                "label": get_grid("article").run(name).label}
         for first, last in windows:
-            ours = [p[4] for p in runs[0]["curve"]
-                    if first < p[1] <= last] if runs else []
-            row[f"ours_{last}"] = statistics.fmean(ours) if ours else None
+            inside = [p for p in runs[0]["curve"] if first < p[1] <= last] if runs else []
+            row[f"ours_{last}"] = statistics.fmean(p[4] for p in inside) if inside else None
+            row[f"train_{last}"] = statistics.fmean(p[3] for p in inside) if inside else None
             row[f"article_{last}"] = article.mean_accuracy_between(run_id, first,
                                                                    last)[0]
         rows.append(row)
@@ -483,6 +485,22 @@ def budget_table(rows: list[dict], windows=BUDGET_WINDOWS):
         "Mean test accuracy over the evaluations of "
         + " and ".join(window_label(*window) for window in windows)
         + " (one seed each)"))
+
+
+def budget_training_text(rows: list[dict], windows=BUDGET_WINDOWS) -> str:
+    """Our runs' training accuracy in the two windows, one line per run."""
+    from .article import window_label
+
+    (first, end_15), (later, end_40) = windows
+    lines = [f"training accuracy of our runs, {window_label(first, end_15)} -> "
+             f"{window_label(later, end_40)} (the article logged none):"]
+    for row in rows:
+        if row[f"train_{end_15}"] is None or row[f"train_{end_40}"] is None:
+            lines.append(f"  {row['run_id']:2d}: {row['label']}: not trained that long")
+        else:
+            lines.append(f"  {row['run_id']:2d}: {row['label']}: {row[f'train_{end_15}']:.3f}"
+                         f" -> {row[f'train_{end_40}']:.3f}")
+    return "\n".join(lines)
 
 
 def budget_figure(results: dict[str, list[dict]], y_limits=plots.Y_LIMITS):

@@ -648,6 +648,18 @@ def test_chapter_05_budget_prose_holds_in_the_files():
     steps, accuracies = article.curve(bn["run_id"], last_step=40 * article.STEPS_PER_EPOCH)
     settled = accuracies[steps > 25 * article.STEPS_PER_EPOCH]
     assert 0.745 <= settled.min() and settled.max() < 0.755, rewrite(sentence)
+    sentence = ("Our BN network without dropout had already fit its training images by epoch "
+                "15 (training accuracy 0.986, then 0.992 at epoch 40)")
+    assert sentence in text
+    assert (f"{bn['train_15']:.3f}", f"{bn['train_40']:.3f}") == ("0.986", "0.992"), \
+        rewrite(sentence)
+    sentence = ("The network without BN is still fitting them (0.896 to 0.962) while its test "
+                "accuracy slips")
+    assert sentence in text
+    none = rows["none-d0"]
+    assert (f"{none['train_15']:.3f}", f"{none['train_40']:.3f}") == ("0.896", "0.962"), \
+        rewrite(sentence)
+    assert none["ours_40"] < none["ours_15"], rewrite(sentence)
     assert "Standardized inputs were not trained for 40 epochs" in text
     assert {r["config"]["input_scaling"] for r in found["budget"]} == {"raw"}
 
