@@ -660,6 +660,14 @@ def test_chapter_05_budget_prose_holds_in_the_files():
     assert (f"{none['train_15']:.3f}", f"{none['train_40']:.3f}") == ("0.896", "0.962"), \
         rewrite(sentence)
     assert none["ours_40"] < none["ours_15"], rewrite(sentence)
+    # "four of our evaluations in each" (Figure 5.5), "twenty evaluations instead of four"
+    assert "four of our evaluations in each" in text
+    assert "(twenty evaluations instead of four)" in text
+    for run in found["budget"]:
+        counts = [sum(first < p[1] <= last for p in run["curve"])
+                  for first, last in (*controls.BUDGET_WINDOWS,
+                                      controls.WIDE_BUDGET_WINDOWS[1])]
+        assert counts == [4, 4, 20], rewrite("four/twenty evaluations")
     assert "Standardized inputs were not trained for 40 epochs" in text
     assert {r["config"]["input_scaling"] for r in found["budget"]} == {"raw"}
 
