@@ -585,11 +585,12 @@ def smallbatch_runs() -> tuple[RunConfig, ...]:
 
 def _grids() -> dict[str, Grid]:
     article = article_runs()
+    standardized = article_runs("standardize", prefix="std-")
     grids = [
         Grid("article", "The article's 12 runs (raw 0-255 inputs, Adam 1e-3)",
              "04", article, folder="book"),
         Grid("standardized", "The article's 12 runs with standardized inputs",
-             "05", article_runs("standardize", prefix="std-")),
+             "05", standardized),
         Grid("inputs", "Input-scaling and placement controls", "05", (
             RunConfig("unit-none-d0", input_scaling="unit"),
             RunConfig("bninput-none-d0", input_scaling="bn_input"),
@@ -598,8 +599,10 @@ def _grids() -> dict[str, Grid]:
             RunConfig("bn-both-d4-before", 0.4, "batch", "batch",
                       bn_position="before_relu"),
         )),
-        Grid("budget", "Configs 0, 2, 9, 11 for 40 epochs, 1 seed", "05",
-             tuple(article[i] for i in (0, 2, 9, 11)), profile="long"),
+        Grid("budget", "Configs 0, 2, 9, 11 for 40 epochs, 1 seed, raw and "
+             "standardized inputs", "05",
+             tuple(runs[i] for runs in (article, standardized) for i in (0, 2, 9, 11)),
+             profile="long"),
         Grid("figure1", "Ioffe & Szegedy's Figure 1: a sigmoid MLP with and without "
              "BN, SGD", "06", figure1_runs(), profile="figure1"),
         Grid("figure1pilot", "The pilot that chose Figure 1's rate: the sigmoid MLP "

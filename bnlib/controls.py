@@ -6,7 +6,7 @@ controls are four grids (see :mod:`bnlib.config`): ``article`` (chapter 04's
 raw runs, ``results/book``), ``standardized`` (the same 12 with per-channel
 standardized inputs), ``inputs`` (x/255 without BN, one BN layer on the raw
 image, and the paper's BN-before-ReLU placement) and ``budget`` (runs 0, 2, 9
-and 11 for 40 epochs). A run is named ``(grid, run name)``; each question
+and 11 for 40 epochs, on raw pixels and with standardized inputs). A run is named ``(grid, run name)``; each question
 compares two of them with the book's rule (:func:`bnlib.plots.compare_runs`).
 """
 
@@ -239,43 +239,60 @@ def control_figure(results: dict[str, list[dict]], name: str, y_limits=plots.Y_L
 
 
 # --------------------------------------------------------------------------- budget
-BUDGET_RUNS = ("none-d0", "none-d4", "bn-both-d0", "bn-both-d4")
+# The budget grid: the article's runs 0, 2, 9 and 11 for 40 epochs, one seed,
+# on raw pixels and again with standardized inputs (``std-`` names, as in the
+# standardized grid). Each run's 15-epoch twins (same configuration, three
+# seeds) are in the grid of its input scaling.
+BUDGET_RUNS = tuple(run.name for run in get_grid("budget").runs)
+TWIN_GRIDS = {"raw": "article", "standardize": "standardized"}
 BUDGET_WINDOWS = ((13, 15), (38, 40))  # the two epochs ending at 15 and at 40
 # the same question with a five times wider late window, as a robustness check
 WIDE_BUDGET_WINDOWS = ((13, 15), (30, 40))
+# (BN, no BN) at dropout 0 and 0.4: on raw pixels, then with standardized inputs
+BUDGET_PAIRS = (("bn-both-d0", "none-d0"), ("bn-both-d4", "none-d4"))
+STANDARDIZED_BUDGET_PAIRS = tuple((f"std-{bn}", f"std-{none}") for bn, none in BUDGET_PAIRS)
+# standardizing alone against BN conv+dense on raw pixels (dropout 0), over 40 epochs
+STANDARDIZING_ALONE = ("std-none-d0", "bn-both-d0")
+
+
+def twin_grid(name: str) -> str:
+    """The 15-epoch grid holding the twins of budget run ``name``."""
+    return TWIN_GRIDS[get_grid("budget").run(name).input_scaling]
 
 
 def budget_rows(results: dict[str, list[dict]], windows=BUDGET_WINDOWS) -> list[dict]:
-    """For each budget run: our test accuracy (one seed) and the article's,
-    mean over the evaluations in each window of epochs (first, last]
-    (``ours_15``, ``article_15``, ...), and our running training accuracy
-    over the same evaluations (``train_15``, ...; the article logged none)."""
+    """For each budget run: our test accuracy (one seed) and, on raw pixels,
+    the article's (it never trained standardized inputs: None), mean over the
+    evaluations in each window of epochs (first, last] (``ours_15``,
+    ``article_15``, ...), and our running training accuracy over the same
+    evaluations (``train_15``, ...; the article logged none). ``run_id`` is
+    the configuration's id in the article's grid (and its standardized twin)."""
     from . import article
 
     rows = []
     for name in BUDGET_RUNS:
         runs = runs_of(results, "budget", name)
-        run_id = get_grid("article").run_id(get_grid("article").run(name))
-        row = {"name": name, "run_id": run_id,
-               "label": get_grid("article").run(name).label}
+        grid = get_grid(twin_grid(name))
+        run_id = grid.run_id(grid.run(name))
+        raw = twin_grid(name) == "article"
+        row = {"name": name, "run_id": run_id, "scaling": twin_grid(name),
+               "label": get_grid("budget").run(name).label, "trained": bool(runs)}
         for first, last in windows:
             inside = [p for p in runs[0]["curve"] if first < p[1] <= last] if runs else []
             row[f"ours_{last}"] = statistics.fmean(p[4] for p in inside) if inside else None
             row[f"train_{last}"] = statistics.fmean(p[3] for p in inside) if inside else None
-            row[f"article_{last}"] = article.mean_accuracy_between(run_id, first,
-                                                                   last)[0]
+            row[f"article_{last}"] = (article.mean_accuracy_between(run_id, first, last)[0]
+                                      if raw else None)
         rows.append(row)
     return rows
 
 
-BUDGET_PAIRS = (("bn-both-d0", "none-d0"), ("bn-both-d4", "none-d4"))  # (BN, no BN)
-
-
 def bn_gap_over_budget(rows: list[dict], windows=BUDGET_WINDOWS,
                        pair: tuple[str, str] = BUDGET_PAIRS[0]) -> dict:
-    """BN conv+dense minus no BN (dropout 0 unless ``pair`` names the dropout-0.4
-    runs), ours and the article's, at the end of each window: does the gap
-    hold, shrink or grow with more epochs?"""
+    """The first run of ``pair`` minus the second (BN conv+dense minus no BN,
+    dropout 0, unless ``pair`` says otherwise), ours and the article's (None
+    where it has no such run), at the end of each window: does the gap hold,
+    shrink or grow with more epochs?"""
     by_name = {row["name"]: row for row in rows}
     gaps = {}
     for _, last in windows:
@@ -287,13 +304,14 @@ def bn_gap_over_budget(rows: list[dict], windows=BUDGET_WINDOWS,
 
 def seed_spread(results: dict[str, list[dict]], names) -> float | None:
     """The widest seed range (highest minus lowest seed's last-N mean) among
-    these configurations of the 15-epoch article grid: how far one seed can
-    land from another, the yardstick for a change seen in single runs. None
-    while a configuration has fewer than two seeds."""
+    these budget configurations in the 15-epoch grid of their inputs (chapter
+    04's for raw pixels, the standardized grid for standardized inputs): how
+    far one seed can land from another, the yardstick for a change seen in
+    single runs. None while a configuration has fewer than its planned seeds."""
     ranges = []
     for name in names:
-        values = plots.last_n_means(runs_of(results, "article", name))
-        if len(values) < 2:
+        values = plots.last_n_means(runs_of(results, twin_grid(name), name))
+        if len(values) < planned_seeds(twin_grid(name)):
             return None
         ranges.append(max(values) - min(values))
     return max(ranges)
@@ -307,23 +325,25 @@ def gap_change_word(change: float, spread: float) -> str:
     return "grows" if change > 0 else "shrinks"
 
 
-def budget_against_chapter_04(results: dict[str, list[dict]],
-                              windows=BUDGET_WINDOWS) -> list[dict]:
-    """Each finished budget run against chapter 04's run of the same
-    configuration and seed over the 15 epochs both trained: ``run_id``
-    (chapter 04's id of the configuration), ``same`` (how many
-    of the ``compared`` evaluations have exactly the same training loss and
-    test accuracy), ``first_difference`` (the epoch of the first evaluation
-    that differs, None if none does), and the two runs' mean test accuracy in
-    the window ending at epoch 15 (``budget_15``, ``chapter_04_15``), with
-    the lowest and highest of chapter 04's seeds in that window
-    (``seeds_low``, ``seeds_high``)."""
+def budget_against_twins(results: dict[str, list[dict]],
+                         windows=BUDGET_WINDOWS) -> list[dict]:
+    """Each finished budget run against its 15-epoch twin of the same
+    configuration and seed (chapter 04's run on raw pixels, the standardized
+    grid's run for standardized inputs) over the 15 epochs both trained:
+    ``run_id``, ``twin_grid``, ``same`` (how many of the ``compared``
+    evaluations have exactly the same training loss and test accuracy),
+    ``first_difference`` (the epoch of the first evaluation that differs,
+    None if none does), and the two runs' mean test accuracy in the window
+    ending at epoch 15 (``budget_15``, ``twin_15``), with the lowest and
+    highest of the twin's seeds in that window (``seeds_low``,
+    ``seeds_high``)."""
     (first, last), _ = windows
-    seeds_in_window = plots.window_means(results.get("article", []), first, last)
     rows = []
     for name in BUDGET_RUNS:
+        grid = twin_grid(name)
+        seeds_in_window = plots.window_means(results.get(grid, []), first, last)
         for run in runs_of(results, "budget", name):
-            twin = [r for r in runs_of(results, "article", name) if r["seed"] == run["seed"]]
+            twin = [r for r in runs_of(results, grid, name) if r["seed"] == run["seed"]]
             if not twin:
                 continue
             ours, theirs = ([p for p in r["curve"] if p[1] <= last] for r in (run, twin[0]))
@@ -334,57 +354,63 @@ def budget_against_chapter_04(results: dict[str, list[dict]],
             if not all(window):  # shorter runs (the smoke profile): no window
                 continue
             rows.append({"name": name, "seed": run["seed"], "run_id": twin[0]["run_id"],
-                         "label": get_grid("article").run(name).label,
+                         "twin_grid": grid, "label": get_grid("budget").run(name).label,
                          "compared": len(pairs), "same": len(pairs) - len(differ),
                          "first_difference": differ[0] if differ else None,
                          "budget_15": statistics.fmean(window[0]),
-                         "chapter_04_15": statistics.fmean(window[1]),
+                         "twin_15": statistics.fmean(window[1]),
                          "seeds_low": seeds_in_window[twin[0]["run_id"]]["low"],
                          "seeds_high": seeds_in_window[twin[0]["run_id"]]["high"]})
     return rows
 
 
 def budget_twin_table(rows: list[dict], windows=BUDGET_WINDOWS):
-    """:func:`budget_against_chapter_04` as a table (short headers; the
-    caption names the window)."""
+    """:func:`budget_against_twins` as a table (short headers; the caption
+    names the window and the twins' grids)."""
     from .article import window_label
 
     (first, last), _ = windows
     cells = [[f"{row['run_id']}: {row['label']}", f"{row['same']} of {row['compared']}",
               "–" if row["first_difference"] is None else f"{row['first_difference']:g}",
-              f"{row['budget_15']:.3f}", f"{row['chapter_04_15']:.3f}",
+              f"{row['budget_15']:.3f}", f"{row['twin_15']:.3f}",
               f"{row['seeds_low']:.3f}–{row['seeds_high']:.3f}"] for row in rows]
     return plots.result_table(cells, [
-        "run", "evaluations as in chapter 04", "first difference (epoch)",
-        "40\u2011epoch run", "chapter 04's run", "chapter 04's seeds"], caption=(
+        "run", "evaluations the same", "first difference (epoch)",
+        "40\u2011epoch run", "15\u2011epoch twin", "twin's seeds"], caption=(
         f"The first {last} epochs of each 40-epoch run (seed "
-        f"{', '.join(sorted({str(row['seed']) for row in rows})) or '0'}) against "
-        f"chapter 04's run of the same seed; the last three columns: mean test "
-        f"accuracy over {window_label(first, last)} (chapter 04's seeds: "
-        f"lowest–highest)"))
+        f"{', '.join(sorted({str(row['seed']) for row in rows})) or '0'}) against its "
+        f"twin, the 15-epoch run of the same configuration and seed (chapter 04's on raw "
+        f"pixels, this chapter's standardized grid for standardized inputs); the last "
+        f"three columns: mean test accuracy over {window_label(first, last)} (the twin's "
+        f"seeds: lowest–highest)"))
 
 
 def budget_lead(results: dict[str, list[dict]], pair: tuple[str, str],
                 windows=BUDGET_WINDOWS) -> dict:
-    """BN's lead over no BN (``pair``: BN run, no-BN run) over the longer
-    budget: ``ours_15``/``ours_40``/``article_15``/``article_40`` (see
-    :func:`bn_gap_over_budget`), ``article_end`` (the article's lead over its
-    last ten epochs), ``run_ids``, ``missing`` (the unfinished runs,
-    labelled), and once both runs are trained ``change`` (epoch 40 minus epoch
-    15), ``moved`` (each run's own change, BN first), ``spread`` (see
-    :func:`seed_spread`), ``word``, ``article_word`` and ``article_end_word``
-    (the article's last ten epochs against its epoch 15; see
-    :func:`gap_change_word`; None without a spread)."""
+    """The lead of one budget run over another over the longer budget
+    (``pair``: usually BN, then no BN): ``ours_15``/``ours_40`` and, when
+    both are on raw pixels, ``article_15``/``article_40`` (see
+    :func:`bn_gap_over_budget`) and ``article_end`` (the article's lead over
+    its last ten epochs; None otherwise), ``run_ids``, ``missing`` (the
+    unfinished runs, labelled), and once both runs are trained ``change``
+    (epoch 40 minus epoch 15), ``moved`` (each run's own change, first run
+    first), ``spread`` (see :func:`seed_spread`), ``word``, ``article_word``
+    and ``article_end_word`` (the article's last ten epochs against its epoch
+    15; see :func:`gap_change_word`; None without a spread or an article
+    run)."""
     from . import article
 
     rows = budget_rows(results, windows)
     by_name = {row["name"]: row for row in rows}
     (_, first), (_, last) = windows
     end = article.epochs()
-    bn_end, none_end = (article.mean_accuracy_between(by_name[name]["run_id"], end - 10,
-                                                      end)[0] for name in pair)
+    raw = all(by_name[name]["scaling"] == "article" for name in pair)
+    if raw:
+        bn_end, none_end = (article.mean_accuracy_between(by_name[name]["run_id"],
+                                                          end - 10, end)[0]
+                            for name in pair)
     lead = {**bn_gap_over_budget(rows, windows, pair=pair),
-            "article_end": bn_end - none_end,
+            "article_end": bn_end - none_end if raw else None,
             "run_ids": tuple(by_name[name]["run_id"] for name in pair),
             "missing": unfinished(results, [("budget", name) for name in pair])}
     if not lead["missing"]:  # finished, but shorter than the windows (smoke runs)
@@ -398,55 +424,81 @@ def budget_lead(results: dict[str, list[dict]], pair: tuple[str, str],
     lead["moved"] = tuple(by_name[name][f"ours_{last}"] - by_name[name][f"ours_{first}"]
                           for name in pair)
     lead["spread"] = spread = seed_spread(results, pair)
-    article_change = lead[f"article_{last}"] - lead[f"article_{first}"]
-    lead["word"], lead["article_word"], lead["article_end_word"] = (
-        (None, None, None) if spread is None else
-        (gap_change_word(lead["change"], spread), gap_change_word(article_change, spread),
-         gap_change_word(lead["article_end"] - lead[f"article_{first}"], spread)))
+    lead["word"] = None if spread is None else gap_change_word(lead["change"], spread)
+    lead["article_word"] = lead["article_end_word"] = None
+    if spread is not None and raw:
+        lead["article_word"] = gap_change_word(
+            lead[f"article_{last}"] - lead[f"article_{first}"], spread)
+        lead["article_end_word"] = gap_change_word(
+            lead["article_end"] - lead[f"article_{first}"], spread)
     return lead
 
 
-def budget_markdown(results: dict[str, list[dict]]) -> str:
-    """In words, one bullet per dropout rate: BN conv+dense's lead over no BN
-    at epoch 15 and at epoch 40 in our single 40-epoch runs and in the
-    article's, and whether it holds, grows or shrinks, measured against the
-    seed spread of the same configurations in the 15-epoch grid (one seed per
-    budget run, so the book's rule cannot judge these); PRELIMINARY while a
-    run is missing."""
-    from .article import epochs, window_label
+def _lead_in_words(lead: dict, head: str, theirs: str = "") -> str:
+    """One bullet of :func:`budget_markdown`: our lead at epoch 15 and 40,
+    how far it moves, the word by the yardstick (and over the wider window),
+    then ``theirs`` (the article's, if any)."""
+    from .article import window_label
 
     (_, first), (_, last) = BUDGET_WINDOWS
+    if lead["missing"]:
+        return f"{head} Ours: PRELIMINARY, {'; '.join(lead['missing'])}.{theirs}"
+    ours = (f"Ours: {lead[f'ours_{first}']:+.3f} at epoch {first}, "
+            f"{lead[f'ours_{last}']:+.3f} at epoch {last}; the lead moves by "
+            f"{lead['change']:+.3f} (the {lead['who'][0]} {lead['moved'][0]:+.3f}, the "
+            f"{lead['who'][1]} {lead['moved'][1]:+.3f})")
+    if lead["spread"] is None:
+        return (f"{head} {ours}, with no yardstick until the 15-epoch grid has all "
+                f"these runs' seeds.{theirs}")
+    beyond = "no more than" if lead["word"] == "holds" else "more than"
+    (_, _), (wide_first, _) = WIDE_BUDGET_WINDOWS
+    return (f"{head} {ours}, {beyond} the yardstick's {lead['spread']:.3f}: it "
+            f"*{lead['word']}* (over {window_label(wide_first, last)} instead, "
+            f"{lead['wide'][f'ours_{last}']:+.3f}: it *{lead['wide']['word']}*).{theirs}")
+
+
+def budget_markdown(results: dict[str, list[dict]]) -> str:
+    """In words, one bullet per pair of budget runs: BN conv+dense's lead over
+    no BN at each dropout rate on raw pixels (with the article's) and with
+    standardized inputs, then standardizing alone against BN on raw pixels;
+    at epoch 15 and at epoch 40 in our single 40-epoch runs, and whether the
+    lead holds, grows or shrinks, measured against the seed spread of the
+    same configurations in the 15-epoch grids (one seed per budget run, so
+    the book's rule cannot judge these); PRELIMINARY while a run is missing."""
+    from .article import epochs
+
+    (_, first), (_, last) = BUDGET_WINDOWS
+    end = epochs()
     lines = []
-    for pair in BUDGET_PAIRS:
-        bn = get_grid("article").run(pair[0])
-        lead = budget_lead(results, pair)
-        head = (f"- **Dropout {bn.dropout:g}**, {bn.label.split(',')[0]} against no BN "
-                f"(runs {lead['run_ids'][0]} and {lead['run_ids'][1]}).")
-        end = epochs()
-        article = (f"The article's: {lead[f'article_{first}']:+.3f} at epoch {first}, "
-                   f"{lead[f'article_{last}']:+.3f} at epoch {last}")
-        article_end = (f", and {lead['article_end']:+.3f} over epochs {end - 10}–{end} "
-                       f"of its {end}")
-        if lead["missing"]:
-            lines.append(f"{head} Ours: PRELIMINARY, {'; '.join(lead['missing'])}. "
-                         f"{article}{article_end}.")
-            continue
-        ours = (f"Ours: {lead[f'ours_{first}']:+.3f} at epoch {first}, "
-                f"{lead[f'ours_{last}']:+.3f} at epoch {last}; the lead moves by "
-                f"{lead['change']:+.3f} (the BN run {lead['moved'][0]:+.3f}, the run "
-                f"without BN {lead['moved'][1]:+.3f})")
-        if lead["spread"] is None:
-            lines.append(f"{head} {ours}, with no yardstick until the 15-epoch grid has "
-                         f"these runs' seeds. {article}{article_end}.")
-            continue
-        beyond = "no more than" if lead["word"] == "holds" else "more than"
-        wide = budget_lead(results, pair, WIDE_BUDGET_WINDOWS)
-        (_, _), (wide_first, _) = WIDE_BUDGET_WINDOWS
-        lines.append(f"{head} {ours}, {beyond} the yardstick's {lead['spread']:.3f}: it "
-                     f"*{lead['word']}* (over {window_label(wide_first, last)} instead, "
-                     f"{wide[f'ours_{last}']:+.3f}: it *{wide['word']}*). {article} (it "
-                     f"*{lead['article_word']}* by the same yardstick){article_end} "
-                     f"(against its epoch {first}, it *{lead['article_end_word']}*).")
+    for pair in BUDGET_PAIRS + STANDARDIZED_BUDGET_PAIRS:
+        bn = get_grid("budget").run(pair[0])
+        lead = {**budget_lead(results, pair), "who": ("BN run", "run without BN"),
+                "wide": budget_lead(results, pair, WIDE_BUDGET_WINDOWS)}
+        if lead["article_end"] is None:
+            head = (f"- **Standardized inputs, dropout {bn.dropout:g}**, BN conv+dense "
+                    f"against no BN (runs {lead['run_ids'][0]} and {lead['run_ids'][1]}, "
+                    f"standardized).")
+            theirs = ""
+        else:
+            head = (f"- **Dropout {bn.dropout:g}**, {bn.label.split(',')[0]} against no "
+                    f"BN (runs {lead['run_ids'][0]} and {lead['run_ids'][1]}).")
+            theirs = (f" The article's: {lead[f'article_{first}']:+.3f} at epoch {first}, "
+                      f"{lead[f'article_{last}']:+.3f} at epoch {last}")
+            if lead.get("article_word"):
+                theirs += f" (it *{lead['article_word']}* by the same yardstick)"
+            theirs += f", and {lead['article_end']:+.3f} over epochs {end - 10}–{end} of its {end}"
+            if lead.get("article_end_word"):
+                theirs += f" (against its epoch {first}, it *{lead['article_end_word']}*)"
+            theirs += "."
+        lines.append(_lead_in_words(lead, head, theirs))
+    alone = {**budget_lead(results, STANDARDIZING_ALONE),
+             "who": ("standardized run", "raw BN run"),
+             "wide": budget_lead(results, STANDARDIZING_ALONE, WIDE_BUDGET_WINDOWS)}
+    lines.append(_lead_in_words(alone, (
+        f"- **Standardizing alone against BN on raw pixels**, dropout 0: no BN with "
+        f"standardized inputs against BN conv+dense on raw pixels (standardized run "
+        f"{alone['run_ids'][0]}, raw run {alone['run_ids'][1]}; a positive lead: "
+        f"standardizing ahead).")))
     return "\n".join(lines)
 
 
@@ -490,7 +542,7 @@ def budget_table(rows: list[dict], windows=BUDGET_WINDOWS):
     return plots.result_table(cells, columns, caption=(
         "Mean test accuracy over the evaluations of "
         + " and ".join(window_label(*window) for window in windows)
-        + " (one seed each)"))
+        + " (one seed each; the article trained no standardized inputs: –)"))
 
 
 def budget_training_text(rows: list[dict], windows=BUDGET_WINDOWS) -> str:
@@ -501,7 +553,9 @@ def budget_training_text(rows: list[dict], windows=BUDGET_WINDOWS) -> str:
     lines = [f"training accuracy of our runs, {window_label(first, end_15)} -> "
              f"{window_label(later, end_40)} (the article logged none):"]
     for row in rows:
-        if row[f"train_{end_15}"] is None or row[f"train_{end_40}"] is None:
+        if not row["trained"]:
+            lines.append(f"  {row['run_id']:2d}: {row['label']}: not trained yet")
+        elif row[f"train_{end_15}"] is None or row[f"train_{end_40}"] is None:
             lines.append(f"  {row['run_id']:2d}: {row['label']}: not trained that long")
         else:
             lines.append(f"  {row['run_id']:2d}: {row['label']}: {row[f'train_{end_15}']:.3f}"
@@ -510,8 +564,9 @@ def budget_training_text(rows: list[dict], windows=BUDGET_WINDOWS) -> str:
 
 
 def budget_figure(results: dict[str, list[dict]], y_limits=plots.Y_LIMITS):
-    """Our 40-epoch runs (one seed) with the article's curves on the same steps;
-    None while none of them has finished."""
+    """Our 40-epoch runs (one seed), raw pixels with the article's curves on
+    the same steps (left) and standardized inputs (right), a configuration
+    in one color and marker in both panels; None while none has finished."""
     import matplotlib.pyplot as plt
 
     from . import article
@@ -519,36 +574,56 @@ def budget_figure(results: dict[str, list[dict]], y_limits=plots.Y_LIMITS):
     if not any(runs_of(results, "budget", name) for name in BUDGET_RUNS):
         return None
 
-    fig, ax = plt.subplots(figsize=plots.FIGURE_SIZE, dpi=plots.FIGURE_DPI,
-                           layout="constrained")
-    entries, per_epoch, last_step = [], None, 0
-    for position, name in enumerate(BUDGET_RUNS):
-        runs = runs_of(results, "budget", name)
-        run_id = get_grid("article").run_id(get_grid("article").run(name))
-        color = plots.PALETTE[position % len(plots.PALETTE)]
-        marker = plots.MARKERS[position % len(plots.MARKERS)]
-        if not runs:
-            continue
-        curve = runs[0]["curve"]
-        per_epoch = plots.steps_per_epoch(runs)
-        steps = [p[0] for p in curve]
-        last_step = max(last_step, steps[-1])
-        (line,) = ax.plot([s / per_epoch for s in steps], [p[4] for p in curve], "-",
-                          color=color, lw=2.0, marker=marker, markersize=4, zorder=3)
-        entries.append((line, f"{run_id}: {get_grid('article').run(name).label} "
-                              f"(ours, 1 seed)"))
-        a_steps, a_acc = article.curve(run_id, last_step=steps[-1])
-        if len(a_steps):
-            (line,) = ax.plot(a_steps / per_epoch, a_acc, "-", color=color, lw=1.0,
-                              marker=marker, markersize=3.5, markerfacecolor="white",
-                              alpha=0.9, zorder=2)
-            entries.append((line, f"{run_id}: {plots.ARTICLE_LABEL}"))
-    plots.finish_accuracy_axes(ax, per_epoch, last_step, y_limits)
-    ax.set_title("A longer budget: 40 epochs against the article's curves"
-                 + plots.data_tag([r for runs in results.values() for r in runs]),
-                 fontsize=11)
-    fig.legend(*zip(*entries), loc="outside lower center", ncol=2,
-               fontsize=plots.LEGEND_FONTSIZE, frameon=False)
+    fig, axes = plt.subplots(1, 2, figsize=(7.4, 5.2), dpi=plots.FIGURE_DPI,
+                             layout="constrained", sharex=True, sharey=True)
+    per_epoch, last_step = None, 0
+    raw_names = [name for name in BUDGET_RUNS if twin_grid(name) == "article"]
+    for ax, grid in zip(axes, SCALINGS):
+        entries = []
+        for position, raw_name in enumerate(raw_names):
+            name = raw_name if grid == "article" else f"std-{raw_name}"
+            runs = runs_of(results, "budget", name)
+            if not runs:
+                continue
+            config = get_grid("budget").run(name)
+            run_id = get_grid(grid).run_id(get_grid(grid).run(name))
+            color = plots.PALETTE[position % len(plots.PALETTE)]
+            marker = plots.MARKERS[position % len(plots.MARKERS)]
+            curve = runs[0]["curve"]
+            per_epoch = plots.steps_per_epoch(runs)
+            steps = [p[0] for p in curve]
+            last_step = max(last_step, steps[-1])
+            (line,) = ax.plot([s / per_epoch for s in steps], [p[4] for p in curve], "-",
+                              color=color, lw=2.0, marker=marker, markersize=4, zorder=3)
+            # the panel's title names the inputs: the legend gives the rest
+            label = config.label.replace(", standardized inputs", "")
+            entries.append((line, f"{run_id}: {label} (ours, 1 seed)"))
+            if grid != "article":
+                continue
+            a_steps, a_acc = article.curve(run_id, last_step=steps[-1])
+            if len(a_steps):
+                (line,) = ax.plot(a_steps / per_epoch, a_acc, "-", color=color, lw=1.0,
+                                  marker=marker, markersize=3.5, markerfacecolor="white",
+                                  alpha=0.9, zorder=2)
+                entries.append((line, f"{run_id}: {plots.ARTICLE_LABEL}"))
+        ax.set_title(f"{SCALINGS[grid]}\n40 epochs"
+                     + (" against the article's curves" if grid == "article" else ""),
+                     fontsize=9)
+        if entries:  # one column under each panel: the legends stay apart
+            ax.legend(*zip(*entries), fontsize=plots.LEGEND_FONTSIZE, loc="upper center",
+                      bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
+        else:
+            ax.text(0.5, 0.5, "PRELIMINARY: not trained yet", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=11, color="#555555")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        top = plots.finish_accuracy_axes(ax, per_epoch, last_step, y_limits)
+        if top is not None:  # 40 epochs' steps on a half-width panel: fewer labels
+            top.xaxis.set_major_locator(MaxNLocator(4))
+    tag = plots.data_tag([r for runs in results.values() for r in runs])
+    if tag:
+        fig.suptitle(tag.strip(), fontsize=10)
     return fig
 
 
@@ -678,8 +753,9 @@ def headline_markdown(results: dict[str, list[dict]]) -> str:
 
 def _budget_in_brief(results: dict[str, list[dict]]) -> str:
     """The headline's bullet on the longer budget: BN's lead without dropout
-    at epoch 15 and at epoch 40 (one seed per run, raw inputs) and whether it
-    holds, grows or shrinks, with the article's."""
+    at epoch 15 and at epoch 40 (one seed per run) and whether it holds,
+    grows or shrinks, on raw pixels with the article's, then with
+    standardized inputs, and standardizing alone against raw BN."""
     from .article import epochs
 
     lead = budget_lead(results, BUDGET_PAIRS[0])
@@ -690,18 +766,32 @@ def _budget_in_brief(results: dict[str, list[dict]]) -> str:
                 f"{last} epochs instead of {first} is measured once the longer runs are "
                 f"trained (PRELIMINARY, still to train: {missing}).")
     beyond = "no more than" if lead["word"] == "holds" else "more than"
-    return (f"Trained on raw pixels for {last} epochs instead of {first} (one seed per "
-            f"run), BN conv+dense's lead over no BN changes by {lead['change']:+.3f}: "
-            f"{lead[f'ours_{first}']:+.3f} at epoch {first}, {lead[f'ours_{last}']:+.3f} "
-            f"at epoch {last}. That is {beyond} the widest seed range of these "
-            f"configurations at {first} epochs ({lead['spread']:.3f}), so by this looser, "
-            f"one-seed yardstick (not the book's rule) it *{lead['word']}*. Both leads are "
-            f"means over the two epochs ending there, in this one pair of runs; the "
-            f"{gap_closed(results)['gap']:+.3f} above averages three seeds' last five "
-            f"evaluations. The article's single runs: {lead[f'article_{first}']:+.3f}, "
-            f"then {lead[f'article_{last}']:+.3f} at epoch {last}, and "
-            f"{lead['article_end']:+.3f} over epochs {epochs() - 10}–{epochs()} of its "
-            f"{epochs()}.")
+    raw = (f"Trained on raw pixels for {last} epochs instead of {first} (one seed per "
+           f"run), BN conv+dense's lead over no BN changes by {lead['change']:+.3f}: "
+           f"{lead[f'ours_{first}']:+.3f} at epoch {first}, {lead[f'ours_{last}']:+.3f} "
+           f"at epoch {last}. That is {beyond} the widest seed range of these "
+           f"configurations at {first} epochs ({lead['spread']:.3f}), so by this looser, "
+           f"one-seed yardstick (not the book's rule) it *{lead['word']}*. Both leads are "
+           f"means over the two epochs ending there, in this one pair of runs; the "
+           f"{gap_closed(results)['gap']:+.3f} above averages three seeds' last five "
+           f"evaluations. The article's single runs: {lead[f'article_{first}']:+.3f}, "
+           f"then {lead[f'article_{last}']:+.3f} at epoch {last}, and "
+           f"{lead['article_end']:+.3f} over epochs {epochs() - 10}–{epochs()} of its "
+           f"{epochs()}.")
+    standardized = budget_lead(results, STANDARDIZED_BUDGET_PAIRS[0])
+    alone = budget_lead(results, STANDARDIZING_ALONE)
+    if standardized["missing"] or alone["missing"]:
+        missing = "; ".join(dict.fromkeys(standardized["missing"] + alone["missing"]))
+        return (f"{raw} The same pair with standardized inputs, over {last} epochs: "
+                f"PRELIMINARY, still to train: {missing}.")
+    if standardized["spread"] is None:
+        word = "(no yardstick until the standardized grid has all its seeds)"
+    else:
+        word = f"by the same yardstick ({standardized['spread']:.3f}) it *{standardized['word']}*"
+    return (f"{raw} With standardized inputs the same pair's lead goes from "
+            f"{standardized[f'ours_{first}']:+.3f} to {standardized[f'ours_{last}']:+.3f}: "
+            f"{word}; standardizing alone, against BN conv+dense on raw pixels, goes from "
+            f"{alone[f'ours_{first}']:+.3f} to {alone[f'ours_{last}']:+.3f}.")
 
 
 def _seeds(count: int, planned: int) -> str:

@@ -134,10 +134,11 @@ EPOCH_LABEL = "epoch (390 steps of batch 128 each)"
 
 
 def finish_accuracy_axes(ax, per_epoch: float | None, last_step: float | None,
-                         y_limits=Y_LIMITS) -> None:
+                         y_limits=Y_LIMITS):
     """The book's axes for test-accuracy curves plotted against epochs: the
     y-limits, labels and grid, and training steps on a secondary top axis
-    (``per_epoch`` steps per epoch; nothing on top while no curve was drawn)."""
+    (``per_epoch`` steps per epoch; nothing on top while no curve was drawn).
+    Returns the top axis, or None."""
     if y_limits:
         ax.set_ylim(*y_limits)
     ax.set_xlabel(EPOCH_LABEL if per_epoch == BOOK_STEPS_PER_EPOCH else "epoch")
@@ -150,6 +151,8 @@ def finish_accuracy_axes(ax, per_epoch: float | None, last_step: float | None,
                                                    lambda s: s / per_epoch))
         top.set_xlabel("training step", fontsize=9)
         top.tick_params(labelsize=8)
+        return top
+    return None
 
 
 PALETTE = ("#303030", "#08519c", "#a63603", "#006d2c", "#6a51a3", "#b8860b")
