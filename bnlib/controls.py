@@ -1003,10 +1003,58 @@ def claim_counts(results: list[dict], claim: Claim) -> dict[str, int]:
     return counts
 
 
+def wobbles(results: list[dict]) -> dict[int, list[float]]:
+    """Per run id of one grid, each finished seed's wobble (the standard
+    deviation of its last N test evaluations, :func:`bnlib.plots.stability_rows`)."""
+    return {row["run_id"]: row["within_run_stds"] for row in plots.stability_rows(
+        [r for r in results if r["status"] == "complete"])}
+
+
+def steadiness_counts(results: list[dict], claim: Claim) -> dict[str, int]:
+    """How many of a claim's comparisons get each verdict when each seed is
+    judged by its wobble instead of its accuracy, lower being steadier (the
+    "better" side of a pair is the one the claim expects steadier)."""
+    per_seed = wobbles(results)
+    counts: dict[str, int] = {}
+    for better, worse in claim.pairs:
+        sides = [[-w for w in per_seed.get(run_id, [])] if run_id is not None else []
+                 for run_id in (better, worse)]
+        verdict = plots.compare_values(*sides)["verdict"]
+        counts[verdict] = counts.get(verdict, 0) + 1
+    return counts
+
+
 VERDICT_SHORT = {plots.CLEAR: "clear, as claimed",
                  plots.CLEAR_OTHER_WAY: "clear, against the claim",
                  plots.WITHIN_SPREAD: "within spread", plots.ONE_SEED: "one seed",
                  plots.MISSING: "not trained yet"}
+
+
+# the claims whose words are about stability: chapter 04 judges them on the
+# wobble too ("the most stable"; with dropout the BN networks "seem more stable")
+STEADINESS_CLAIMS = ("conv-dense-best", "dropout-helps-bn")
+
+
+def steadiness_table(results: dict[str, list[dict]]):
+    """Each configuration's wobble with raw and with standardized inputs:
+    the mean over seeds, then the lowest and highest seed, and the seeds."""
+    per_grid = {grid: wobbles(results.get(grid, [])) for grid in SCALINGS}
+
+    def cell(values):
+        if not values:
+            return "–"
+        if len(values) < 2:
+            return f"{values[0]:.4f} (1)"
+        return f"{plots.mean_range(values, digits=4)}\u00a0({len(values)})"
+
+    cells = [[str(run_id), config.label] + [cell(per_grid[grid].get(run_id, []))
+                                             for grid in SCALINGS]
+             for run_id, config in enumerate(get_grid("article").runs)]
+    return plots.result_table(
+        cells, ["run", "configuration", "wobble, raw (seeds)",
+                "wobble, standardized (seeds)"],
+        caption=f"Wobble: the standard deviation of a run's last {plots.LAST_N_EVALS} test "
+                f"evaluations; mean over seeds [lowest, highest seed] (number of seeds)")
 
 
 CLAIM_NAMES = {"bn-beats-dropout": "BN beats dropout",
@@ -1014,11 +1062,13 @@ CLAIM_NAMES = {"bn-beats-dropout": "BN beats dropout",
                "dropout-helps-bn": "dropout still helps with BN"}
 
 
-def _counts_text(results: list[dict], claim: Claim, separator: str = ", ") -> str:
-    """How many of a claim's comparisons get each verdict, in words."""
-    counts = claim_counts(results, claim)
-    return separator.join(f"{counts[v]} of {len(claim.pairs)} {VERDICT_SHORT[v]}"
-                     for v in VERDICT_SHORT if counts.get(v))
+def _counts_text(results: list[dict], claim: Claim, separator: str = ", ",
+                 counts=claim_counts) -> str:
+    """How many of a claim's comparisons get each verdict, in words
+    (``counts``: :func:`claim_counts` or :func:`steadiness_counts`)."""
+    found = counts(results, claim)
+    return separator.join(f"{found[v]} of {len(claim.pairs)} {VERDICT_SHORT[v]}"
+                          for v in VERDICT_SHORT if found.get(v))
 
 
 def _claims_in_brief(results: dict[str, list[dict]]) -> str:
@@ -1043,17 +1093,22 @@ def _claims_in_brief(results: dict[str, list[dict]]) -> str:
             + "; ".join(parts) + ".")
 
 
+def _capitalized(words: str) -> str:
+    return words[:1].upper() + words[1:]
+
+
 def claims_markdown(results: dict[str, list[dict]]) -> str:
     """The article's three claims judged on both grids, side by side, in
-    words (counts of the book's verdicts over each claim's comparisons)."""
+    words (counts of the book's verdicts over each claim's comparisons; for
+    the two claims about stability, :data:`STEADINESS_CLAIMS`, also on each
+    seed's wobble)."""
     lines = []
     raw_claims = article_claims(results.get("article", []))
     std_claims = article_claims(results.get("standardized", []))
     for raw_claim, std_claim in zip(raw_claims, std_claims):
         parts = []
         for grid, claim in (("article", raw_claim), ("standardized", std_claim)):
-            words = SCALINGS[grid]
-            parts.append(f"{words[0].upper()}{words[1:]}: "
+            parts.append(f"{_capitalized(SCALINGS[grid])}: "
                          f"{_counts_text(results.get(grid, []), claim, '; ')}.")
         extra = ""
         if raw_claim.key == "bn-beats-dropout":
@@ -1062,6 +1117,13 @@ def claims_markdown(results: dict[str, list[dict]]) -> str:
                     for claim, words in ((raw_claim, "raw"), (std_claim, "standardized"))]
             extra = f" (the best network without BN, {best[0]}; {best[1]})"
         lines.append(f"- **{raw_claim.text}**{extra}. {' '.join(parts)}")
+        if raw_claim.key in STEADINESS_CLAIMS:
+            steadiness = [f"{_capitalized(SCALINGS[grid])}: "
+                          f"{_counts_text(results.get(grid, []), claim, '; ', steadiness_counts)}."
+                          for grid, claim in (("article", raw_claim),
+                                              ("standardized", std_claim))]
+            lines.append(f"  The same comparisons on steadiness (each seed's wobble, "
+                         f"lower counting as better): {' '.join(steadiness)}")
     notes = unfinished(results, [("standardized", f"std-{c.name}")
                                  for c in get_grid("article").runs])
     if notes:

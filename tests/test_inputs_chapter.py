@@ -261,6 +261,30 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
     assert "- **dropout 0.2 and 0.4 against none, for each BN placement**. Raw " \
            "0–255 inputs: 6 of 6 clear, as claimed. Standardized inputs: 6 of 6 " \
            "within spread." in text
+    # steadiness: standardized BN conv+dense without dropout (run 9) wobbles, every
+    # other run is flat; so conv+dense is clearly less steady than conv or dense
+    # alone at dropout 0, and dropout clearly steadies it
+    for result in results["standardized"]:
+        if result["run_id"] == 9:
+            amplitude = 0.01 + result["seed"] / 1000
+            for i, point in enumerate(result["curve"]):
+                point[4] += amplitude if i % 2 else -amplitude
+    lines = controls.claims_markdown(results).split("\n")
+    steadiness = [line for line in lines if line.startswith("  The same comparisons")]
+    assert steadiness == [
+        "  The same comparisons on steadiness (each seed's wobble, lower counting as "
+        "better): Raw 0–255 inputs: 6 of 6 within spread. Standardized inputs: 2 of 6 "
+        "clear, against the claim; 4 of 6 within spread.",
+        "  The same comparisons on steadiness (each seed's wobble, lower counting as "
+        "better): Raw 0–255 inputs: 6 of 6 within spread. Standardized inputs: 2 of 6 "
+        "clear, as claimed; 4 of 6 within spread."]
+    assert lines.index(steadiness[0]) == 2 and lines.index(steadiness[1]) == 4
+    wobble_9 = controls.wobbles(results["standardized"])[9]
+    # the last five evaluations alternate +a, -a, +a, -a, +a: a population std of
+    # a * sqrt(24) / 5
+    assert wobble_9 == pytest.approx([a * 24 ** 0.5 / 5 for a in (0.01, 0.011, 0.012)])
+    table = str(controls.steadiness_table(results))
+    assert "0.0108 [0.0098,\u00a00.0118]\u00a0(3)" in table
     rows = controls.scaling_rows(results)
     assert rows[0]["verdict"]["verdict"] == plots.CLEAR  # standardized ahead of raw
     assert rows[0]["standardized"]["seeds"] == 3
