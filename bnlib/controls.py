@@ -374,6 +374,13 @@ def budget_twin_table(rows: list[dict], windows=BUDGET_WINDOWS):
               "–" if row["first_difference"] is None else f"{row['first_difference']:g}",
               f"{row['budget_15']:.3f}", f"{row['twin_15']:.3f}",
               f"{row['seeds_low']:.3f}–{row['seeds_high']:.3f}"] for row in rows]
+    compared = {row["name"] for row in rows}
+    for name in BUDGET_RUNS:  # the runs not compared yet keep their row
+        if name not in compared:
+            grid = get_grid(twin_grid(name))
+            cells.append([f"{grid.run_id(grid.run(name))}: "
+                          f"{get_grid('budget').run(name).label}", "not yet", "", "", "",
+                          ""])
     return plots.result_table(cells, [
         "run", "evaluations the same", "first difference (epoch)",
         "40\u2011epoch run", "15\u2011epoch twin", "twin's seeds"], caption=(
@@ -442,7 +449,8 @@ def _lead_in_words(lead: dict, head: str, theirs: str = "") -> str:
 
     (_, first), (_, last) = BUDGET_WINDOWS
     if lead["missing"]:
-        return f"{head} Ours: PRELIMINARY, {'; '.join(lead['missing'])}.{theirs}"
+        return (f"{head} Ours: PRELIMINARY until these runs finish: "
+                f"{'; '.join(lead['missing'])}.{theirs}")
     ours = (f"Ours: {lead[f'ours_{first}']:+.3f} at epoch {first}, "
             f"{lead[f'ours_{last}']:+.3f} at epoch {last}; the lead moves by "
             f"{lead['change']:+.3f} (the {lead['who'][0]} {lead['moved'][0]:+.3f}, the "
@@ -529,20 +537,24 @@ def budget_table(rows: list[dict], windows=BUDGET_WINDOWS):
     article's (short headers; the caption names the windows)."""
     from .article import window_label
 
-    def number(value):
-        return "–" if value is None else f"{value:.3f}"
+    def number(row, who, last):
+        value = row[f"{who}_{last}"]
+        if value is not None:
+            return f"{value:.3f}"
+        return "not yet" if who == "ours" and not row["trained"] else "–"
 
     columns = ["run"]
     for first, last in windows:
         span = f"{first:g}\u2060–\u2060{last:g}"  # word joiners: the range never breaks
         columns += [f"ours {span}", f"article {span}"]
     cells = [[f"{row['run_id']}: {row['label']}"]
-             + [number(row[f"{who}_{last}"]) for _, last in windows
+             + [number(row, who, last) for _, last in windows
                 for who in ("ours", "article")] for row in rows]
     return plots.result_table(cells, columns, caption=(
         "Mean test accuracy over the evaluations of "
         + " and ".join(window_label(*window) for window in windows)
-        + " (one seed each; the article trained no standardized inputs: –)"))
+        + " (one seed each; \"not yet\": our run is still to train; –: the article "
+          "trained no standardized inputs)"))
 
 
 def budget_training_text(rows: list[dict], windows=BUDGET_WINDOWS) -> str:
@@ -587,14 +599,16 @@ def budget_figure(results: dict[str, list[dict]], y_limits=plots.Y_LIMITS):
                 continue
             config = get_grid("budget").run(name)
             run_id = get_grid(grid).run_id(get_grid(grid).run(name))
-            color = plots.PALETTE[position % len(plots.PALETTE)]
+            color = plots.run_color(run_id)  # chapter 04's, as in Figures 5.6-5.10
             marker = plots.MARKERS[position % len(plots.MARKERS)]
             curve = runs[0]["curve"]
             per_epoch = plots.steps_per_epoch(runs)
             steps = [p[0] for p in curve]
             last_step = max(last_step, steps[-1])
+            # 80 evaluations on a half-width panel: a marker every other epoch
             (line,) = ax.plot([s / per_epoch for s in steps], [p[4] for p in curve], "-",
-                              color=color, lw=2.0, marker=marker, markersize=4, zorder=3)
+                              color=color, lw=2.0, marker=marker, markersize=4, zorder=3,
+                              markevery=4)
             # the panel's title names the inputs: the legend gives the rest
             label = config.label.replace(", standardized inputs", "")
             entries.append((line, f"{run_id}: {label} (ours, 1 seed)"))
@@ -604,7 +618,7 @@ def budget_figure(results: dict[str, list[dict]], y_limits=plots.Y_LIMITS):
             if len(a_steps):
                 (line,) = ax.plot(a_steps / per_epoch, a_acc, "-", color=color, lw=1.0,
                                   marker=marker, markersize=3.5, markerfacecolor="white",
-                                  alpha=0.9, zorder=2)
+                                  alpha=0.9, zorder=2, markevery=4)
                 entries.append((line, f"{run_id}: {plots.ARTICLE_LABEL}"))
         ax.set_title(f"{SCALINGS[grid]}\n40 epochs"
                      + (" against the article's curves" if grid == "article" else ""),
@@ -783,7 +797,7 @@ def _budget_in_brief(results: dict[str, list[dict]]) -> str:
     if standardized["missing"] or alone["missing"]:
         missing = "; ".join(dict.fromkeys(standardized["missing"] + alone["missing"]))
         return (f"{raw} The same pair with standardized inputs, over {last} epochs: "
-                f"PRELIMINARY, still to train: {missing}.")
+                f"PRELIMINARY until these runs finish: {missing}.")
     if standardized["spread"] is None:
         word = "(no yardstick until the standardized grid has all its seeds)"
     else:
@@ -839,7 +853,7 @@ def _other_fixes(results: dict[str, list[dict]]) -> str:
                      f"{AGAINST_RAW_BN[row['verdict']]}")
     if not parts:
         return ""
-    text = ("With no BN on any hidden layer, the other fixes of the input scale: "
+    text = ("Two other fixes of the input scale, with no BN on any hidden layer: "
             + "; ".join(parts) + ".")
     row = answer(results, _question("unit-vs-std"))
     if row["verdict"] in UNIT_AGAINST_STD:
@@ -882,11 +896,14 @@ SCALINGS = {"article": "raw 0–255 inputs", "standardized": "standardized input
 
 
 def article_figure_pair(results: dict[str, list[dict]], name: str,
-                        y_limits=plots.Y_LIMITS):
+                        y_limits=plots.Y_LIMITS, number: str = ""):
     """One of the article's five figures (:data:`bnlib.plots.FIGURE_ORDER`)
     twice, raw inputs (chapter 04, left) and standardized inputs (right), on
-    the same axes; each panel picks its own "best" run for the ``best``
-    figure. None while the standardized grid has no finished run."""
+    the same axes, headed ``number`` (e.g. "Figure 5.6"); each panel picks
+    its own "best" run for the ``best`` figure ("so far" while some
+    configuration lacks seeds, since a one-seed mean is noisier and a
+    maximum favours it). None while the standardized grid has no finished
+    run."""
     import matplotlib.pyplot as plt
 
     finished = {grid: [r for r in results.get(grid, []) if r["status"] == "complete"]
@@ -897,8 +914,10 @@ def article_figure_pair(results: dict[str, list[dict]], name: str,
                              layout="constrained", sharex=True, sharey=True)
     for ax, (grid, label) in zip(axes, SCALINGS.items()):
         title, run_ids = plots.figure_specs(finished[grid])[name]
-        if len({r["run_id"] for r in finished[grid]}) < len(get_grid("article").runs):
-            title = title.replace("Best run", "Best finished run", 1)  # so far
+        seeds = [len(runs) for runs in plots.group_by_run(finished[grid]).values()]
+        if (len(seeds) < len(get_grid("article").runs)
+                or min(seeds) < planned_seeds(grid)):
+            title = title.replace("Best run", "Best run so far", 1)
         entries = plots.plot_runs(ax, plots.group_by_run(finished[grid]), run_ids,
                                   y_limits=y_limits, with_article=grid == "article")
         # two short lines a panel: the two titles must not run into each other
@@ -909,9 +928,9 @@ def article_figure_pair(results: dict[str, list[dict]], name: str,
         else:  # none of this figure's runs has finished in this grid
             ax.text(0.5, 0.5, "PRELIMINARY: not trained yet", transform=ax.transAxes,
                     ha="center", va="center", fontsize=11, color="#555555")
-    tag = plots.data_tag(finished["article"] + finished["standardized"])
-    if tag:
-        fig.suptitle(tag.strip(), fontsize=10)
+    heading = f"{number}{plots.data_tag(finished['article'] + finished['standardized'])}"
+    if heading.strip():
+        fig.suptitle(heading.strip(), fontsize=10)
     return fig
 
 
@@ -969,15 +988,17 @@ class Claim(NamedTuple):
     pairs: tuple[tuple[int, int | None], ...]  # (better, worse) run ids; None: unknown yet
 
 
-def article_claims(results: list[dict]) -> tuple[Claim, ...]:
+def article_claims(results: list[dict], planned: int = 3) -> tuple[Claim, ...]:
     """The article's three claims as chapter 04 tests them, in one grid's run
     ids: BN (each placement, dropout 0) against the best network without BN;
     BN conv+dense against the other placements at each dropout rate; dropout
-    0.2 and 0.4 against none for each BN placement."""
+    0.2 and 0.4 against none for each BN placement. The best network
+    without BN is named once all three have ``planned`` seeds."""
     rows = {row["run_id"]: row for row in plots.summary_rows(
         [r for r in results if r["status"] == "complete"])}
-    no_bn = [run_id for run_id in (0, 1, 2) if run_id in rows]
-    # "the best network without BN" means something only once all three exist
+    no_bn = [run_id for run_id in (0, 1, 2) if rows.get(run_id, {}).get("seeds", 0) >= planned]
+    # "the best network without BN" means something only once all three have
+    # all their seeds: a one-seed mean is noisier, and a maximum favours it
     best_no_bn = (max(no_bn, key=lambda r: rows[r]["last_n_mean"]) if len(no_bn) == 3
                   else None)
     return (
@@ -988,17 +1009,25 @@ def article_claims(results: list[dict]) -> tuple[Claim, ...]:
               "the dense layer only, at each dropout rate",
               tuple((both, other) for both, conv in ((9, 3), (10, 4), (11, 5))
                     for other in (conv, conv + 3))),
-        Claim("dropout-helps-bn", "dropout 0.2 and 0.4 against none, for each BN "
+        Claim("dropout-helps-bn", "Dropout 0.2 and 0.4 against none, for each BN "
               "placement", tuple((base + d, base) for base in (3, 6, 9) for d in (1, 2))),
     )
 
 
-def claim_counts(results: list[dict], claim: Claim) -> dict[str, int]:
-    """How many of a claim's comparisons get each verdict in one grid."""
+# a comparison against "the best network without BN" before that is known
+NO_BASELINE = "no baseline yet"
+
+
+def claim_verdicts(results: list[dict], claim: Claim) -> list[str]:
+    """The book's verdict on each of a claim's comparisons in one grid."""
+    return [NO_BASELINE if worse is None else
+            plots.compare(results, better, worse)["verdict"]
+            for better, worse in claim.pairs]
+
+
+def _tally(verdicts) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for better, worse in claim.pairs:
-        verdict = (plots.MISSING if worse is None else
-                   plots.compare(results, better, worse)["verdict"])
+    for verdict in verdicts:
         counts[verdict] = counts.get(verdict, 0) + 1
     return counts
 
@@ -1010,24 +1039,32 @@ def wobbles(results: list[dict]) -> dict[int, list[float]]:
         [r for r in results if r["status"] == "complete"])}
 
 
-def steadiness_counts(results: list[dict], claim: Claim) -> dict[str, int]:
-    """How many of a claim's comparisons get each verdict when each seed is
-    judged by its wobble instead of its accuracy, lower being steadier (the
+def steadiness_verdicts(results: list[dict], claim: Claim) -> list[str]:
+    """The verdict on each of a claim's comparisons when each seed is judged
+    by its wobble instead of its accuracy, lower being steadier (the
     "better" side of a pair is the one the claim expects steadier)."""
     per_seed = wobbles(results)
-    counts: dict[str, int] = {}
-    for better, worse in claim.pairs:
-        sides = [[-w for w in per_seed.get(run_id, [])] if run_id is not None else []
-                 for run_id in (better, worse)]
-        verdict = plots.compare_values(*sides)["verdict"]
-        counts[verdict] = counts.get(verdict, 0) + 1
-    return counts
+    return [NO_BASELINE if worse is None else
+            plots.compare_values(*[[-w for w in per_seed.get(run_id, [])]
+                                   for run_id in (better, worse)])["verdict"]
+            for better, worse in claim.pairs]
+
+
+def short_of_seeds(results: list[dict], claim: Claim, planned: int) -> list[bool]:
+    """For each of a claim's comparisons: is a side short of its ``planned``
+    seeds (its verdict, if any, PRELIMINARY)?"""
+    seeds = {run_id: len(runs) for run_id, runs in plots.group_by_run(
+        [r for r in results if r["status"] == "complete"]).items()}
+    return [worse is None or min(seeds.get(better, 0), seeds.get(worse, 0)) < planned
+            for better, worse in claim.pairs]
 
 
 VERDICT_SHORT = {plots.CLEAR: "clear, as claimed",
                  plots.CLEAR_OTHER_WAY: "clear, against the claim",
-                 plots.WITHIN_SPREAD: "within spread", plots.ONE_SEED: "one seed",
-                 plots.MISSING: "not trained yet"}
+                 plots.WITHIN_SPREAD: "within spread",
+                 plots.ONE_SEED: "not judged yet (a side has one seed)",
+                 plots.MISSING: "not trained yet",
+                 NO_BASELINE: "not judged yet (no best network without BN yet)"}
 
 
 # the claims whose words are about stability: chapter 04 judges them on the
@@ -1063,12 +1100,27 @@ CLAIM_NAMES = {"bn-beats-dropout": "BN beats dropout",
 
 
 def _counts_text(results: list[dict], claim: Claim, separator: str = ", ",
-                 counts=claim_counts) -> str:
+                 verdicts=claim_verdicts, planned: int = 3) -> str:
     """How many of a claim's comparisons get each verdict, in words
-    (``counts``: :func:`claim_counts` or :func:`steadiness_counts`)."""
-    found = counts(results, claim)
-    return separator.join(f"{found[v]} of {len(claim.pairs)} {VERDICT_SHORT[v]}"
-                          for v in VERDICT_SHORT if found.get(v))
+    (``verdicts``: :func:`claim_verdicts` or :func:`steadiness_verdicts`),
+    marking the verdicts of the rule drawn while a side has fewer than
+    ``planned`` seeds."""
+    found = verdicts(results, claim)
+    early = short_of_seeds(results, claim, planned)
+    counts = _tally(found)
+    judged = (plots.CLEAR, plots.CLEAR_OTHER_WAY, plots.WITHIN_SPREAD)
+    preliminary = _tally(v for v, short in zip(found, early) if short and v in judged)
+
+    def words(verdict):
+        text = f"{counts[verdict]} of {len(claim.pairs)} {VERDICT_SHORT[verdict]}"
+        if preliminary.get(verdict):
+            text += (" (PRELIMINARY: a side short of its seeds)"
+                     if preliminary[verdict] == counts[verdict] else
+                     f" ({preliminary[verdict]} of them PRELIMINARY: a side short of "
+                     f"its seeds)")
+        return text
+
+    return separator.join(words(v) for v in VERDICT_SHORT if counts.get(v))
 
 
 def _claims_in_brief(results: dict[str, list[dict]]) -> str:
@@ -1083,9 +1135,10 @@ def _claims_in_brief(results: dict[str, list[dict]]) -> str:
                 f"stable, dropout still helps with BN) are judged again with standardized "
                 f"inputs once chapter 05's whole grid is trained (PRELIMINARY: {done} of "
                 f"its {len(configs)} configurations have all their seeds).")
-    raw_claims = article_claims(results.get("article", []))
-    std_claims = article_claims(results.get("standardized", []))
-    parts = [f"{CLAIM_NAMES[std.key]}: {_counts_text(results['standardized'], std)} "
+    raw_claims, std_claims = (article_claims(results.get(grid, []), planned_seeds(grid))
+                              for grid in ("article", "standardized"))
+    parts = [f"{CLAIM_NAMES[std.key]}: "
+             f"{_counts_text(results['standardized'], std, planned=planned)} "
              f"(raw inputs: {_counts_text(results.get('article', []), raw)})"
              for raw, std in zip(raw_claims, std_claims)]
     return ("The article's three claims, judged again on its whole grid with "
@@ -1103,23 +1156,24 @@ def claims_markdown(results: dict[str, list[dict]]) -> str:
     the two claims about stability, :data:`STEADINESS_CLAIMS`, also on each
     seed's wobble)."""
     lines = []
-    raw_claims = article_claims(results.get("article", []))
-    std_claims = article_claims(results.get("standardized", []))
+    raw_claims, std_claims = (article_claims(results.get(grid, []), planned_seeds(grid))
+                              for grid in ("article", "standardized"))
     for raw_claim, std_claim in zip(raw_claims, std_claims):
         parts = []
         for grid, claim in (("article", raw_claim), ("standardized", std_claim)):
             parts.append(f"{_capitalized(SCALINGS[grid])}: "
-                         f"{_counts_text(results.get(grid, []), claim, '; ')}.")
+                         f"{_counts_text(results.get(grid, []), claim, '; ', planned=planned_seeds(grid))}.")
         extra = ""
         if raw_claim.key == "bn-beats-dropout":
             best = [f"{words}: run {claim.pairs[0][1]}" if claim.pairs[0][1] is not None
-                    else f"{words}: not known until all three runs without BN are trained"
+                    else f"{words}: not known until all three runs without BN have all "
+                         f"their seeds"
                     for claim, words in ((raw_claim, "raw"), (std_claim, "standardized"))]
             extra = f" (the best network without BN, {best[0]}; {best[1]})"
         lines.append(f"- **{raw_claim.text}**{extra}. {' '.join(parts)}")
         if raw_claim.key in STEADINESS_CLAIMS:
             steadiness = [f"{_capitalized(SCALINGS[grid])}: "
-                          f"{_counts_text(results.get(grid, []), claim, '; ', steadiness_counts)}."
+                          f"{_counts_text(results.get(grid, []), claim, '; ', steadiness_verdicts, planned_seeds(grid))}."
                           for grid, claim in (("article", raw_claim),
                                               ("standardized", std_claim))]
             lines.append(f"  The same comparisons on steadiness (each seed's wobble, "
@@ -1128,6 +1182,6 @@ def claims_markdown(results: dict[str, list[dict]]) -> str:
                                  for c in get_grid("article").runs])
     if notes:
         lines.insert(0, f"- **PRELIMINARY, still training:** {len(notes)} of the "
-                        f"standardized grid's 12 configurations lack seeds; a comparison "
-                        f"with a missing side says \"not trained yet\".")
+                        f"standardized grid's 12 configurations lack seeds; a verdict "
+                        f"drawn while a side is short of its seeds says so.")
     return "\n".join(lines)

@@ -136,7 +136,7 @@ def test_the_headline_names_the_other_fixes_of_the_input_scale():
             "budget": []}
 
     text = controls.headline_markdown(results([0.71, 0.72, 0.73], [0.67, 0.685, 0.69]))
-    assert ("- With no BN on any hidden layer, the other fixes of the input scale: "
+    assert ("- Two other fixes of the input scale, with no BN on any hidden layer: "
             "inputs divided by 255 reach 0.720 (3 seeds), every seed above every seed of "
             "BN conv+dense on raw pixels; one BN layer on the raw image reaches 0.682 (3 "
             "seeds), level with BN conv+dense on raw pixels, the seed ranges "
@@ -258,7 +258,7 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
         "most stable: 6 of 6 within spread (raw inputs: 6 of 6 within spread); dropout "
         "still helps with BN: 6 of 6 within spread (raw inputs: 6 of 6 clear, as "
         "claimed).")
-    assert "- **dropout 0.2 and 0.4 against none, for each BN placement**. Raw " \
+    assert "- **Dropout 0.2 and 0.4 against none, for each BN placement**. Raw " \
            "0–255 inputs: 6 of 6 clear, as claimed. Standardized inputs: 6 of 6 " \
            "within spread." in text
     # steadiness: standardized BN conv+dense without dropout (run 9) wobbles, every
@@ -296,9 +296,23 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
     without_dropout = {**results, "standardized": [
         r for r in results["standardized"] if r["run_id"] in (0, 3, 6, 9)]}
     assert ("(the best network without BN, raw: run 2; standardized: not known until "
-            "all three runs without BN are trained). Raw 0–255 inputs: 3 of 3 clear, as "
-            "claimed. Standardized inputs: 3 of 3 not trained yet.") in \
+            "all three runs without BN have all their seeds). Raw 0–255 inputs: 3 of 3 "
+            "clear, as claimed. Standardized inputs: 3 of 3 not judged yet (no best network "
+            "without BN yet).") in \
         controls.claims_markdown(without_dropout)  # not judged against run 0 alone
+    # a verdict drawn while a side has two of its three seeds is marked PRELIMINARY
+    two_seeds = {**results, "standardized": [r for r in results["standardized"]
+                                             if (r["run_id"], r["seed"]) != (3, 2)]}
+    text = controls.claims_markdown(two_seeds)
+    assert ("Standardized inputs: 3 of 3 within spread (1 of them PRELIMINARY: a side short "
+            "of its seeds).") in text
+    assert ("Standardized inputs: 6 of 6 within spread (2 of them PRELIMINARY: a side short "
+            "of its seeds).") in text
+    one_seed = {**results, "standardized": [r for r in results["standardized"]
+                                            if r["run_id"] != 3 or r["seed"] == 0]}
+    assert ("Standardized inputs: 6 of 6 within spread (2 of them PRELIMINARY" not in
+            controls.claims_markdown(one_seed))
+    assert "2 of 6 not judged yet (a side has one seed)" in controls.claims_markdown(one_seed)
     assert str(controls.scaling_table(controls.scaling_rows(without_dropout),
                                       without_dropout)).count(
         "PRELIMINARY: with standardized inputs, runs 1, 2, 4, 5, 7, 8, 10 and 11 are "
@@ -322,8 +336,15 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
     assert "not trained yet" in fig.axes[1].texts[0].get_text()
     fig = controls.article_figure_pair({**results, "standardized": only_d0}, "best",
                                        y_limits=None)
-    assert "Best finished run (" in fig.axes[1].get_title()  # of 4 trained so far
+    assert "Best run so far (" in fig.axes[1].get_title()  # of 4 trained so far
     assert "Best run (" in fig.axes[0].get_title()
+    # every configuration trained, one of them with a single seed: still "so far"
+    short = [r for r in results["standardized"] if (r["run_id"], r["seed"]) not in
+             ((5, 1), (5, 2))]
+    fig = controls.article_figure_pair({**results, "standardized": short}, "best",
+                                       y_limits=None, number="Figure 5.7")
+    assert "Best run so far (" in fig.axes[1].get_title()
+    assert fig._suptitle.get_text() == "Figure 5.7"
 
 
 def test_one_seed_is_never_called_clear():
@@ -409,12 +430,13 @@ def test_the_budget_in_words_from_hand_made_results():
     dropout_0, dropout_4, *standardized = text.split("\n")
     assert standardized[0].startswith(
         "- **Standardized inputs, dropout 0**, BN conv+dense against no BN (runs 9 and 0, "
-        "standardized). Ours: PRELIMINARY, BN conv+dense, standardized inputs (not "
-        "trained yet); no BN, standardized inputs (not trained yet).")
+        "standardized). Ours: PRELIMINARY until these runs finish: BN conv+dense, "
+        "standardized inputs (not trained yet); no BN, standardized inputs (not trained "
+        "yet).")
     assert standardized[2].startswith(
         "- **Standardizing alone against BN on raw pixels**, dropout 0")
-    assert standardized[2].endswith("Ours: PRELIMINARY, no BN, standardized inputs (not "
-                                    "trained yet).")
+    assert standardized[2].endswith("Ours: PRELIMINARY until these runs finish: no BN, "
+                                    "standardized inputs (not trained yet).")
     assert "article" not in " ".join(standardized[:2])  # it never trained these
     # the seed spread of runs 0 and 9 at 15 epochs is 0.02; the lead moves by +0.03
     assert dropout_0.startswith("- **Dropout 0**, BN conv+dense against no BN (runs 9 and 0).")
@@ -430,7 +452,8 @@ def test_the_budget_in_words_from_hand_made_results():
                    - article.mean_accuracy_between(0, end - 10, end)[0])
     assert (f", and {article_end:+.3f} over epochs {end - 10}–{end} of its {end} "
             f"(against its epoch 15, it *") in dropout_0
-    assert "Ours: PRELIMINARY, BN conv+dense, dropout 0.4 (not trained yet)." in dropout_4
+    assert ("Ours: PRELIMINARY until these runs finish: BN conv+dense, dropout 0.4 (not "
+            "trained yet).") in dropout_4
     assert f"{theirs[1]:+.3f} at epoch 15" in dropout_4
     results["budget"].append(budget_result("bn-both-d4", 0.70, 0.71))
     dropout_4 = controls.budget_markdown(results).split("\n")[1]
@@ -446,8 +469,8 @@ def test_the_budget_in_words_from_hand_made_results():
             f"The article's single runs: {theirs[0]:+.3f}, then ") in \
         controls.headline_markdown(results)
     results["budget"][-1]["curve"] = results["budget"][-1]["curve"][:60]  # 30 epochs
-    assert ("Ours: PRELIMINARY, BN conv+dense, dropout 0.4 (ends before epoch 40). The "
-            "article's") in controls.budget_markdown(results)
+    assert ("Ours: PRELIMINARY until these runs finish: BN conv+dense, dropout 0.4 (ends "
+            "before epoch 40). The article's") in controls.budget_markdown(results)
     # standardized inputs: the yardstick is the standardized grid's seed spread (0.05)
     results["standardized"] = [fake_result("standardized", name, s, base + s * step)
                                for name, base, step in (("std-none-d0", 0.66, 1 / 40),
