@@ -970,11 +970,17 @@ def scaling_table(rows: list[dict], results: dict[str, list[dict]] | None = None
             return f"{values[0]:.3f} (1)"
         return f"{plots.mean_range(values)}\u00a0({len(values)})"
 
+    def verdict(row):  # "so far": judged while a side is short of its seeds
+        word = SHORT_VERDICTS.get(row["verdict"]["verdict"], row["verdict"]["verdict"])
+        judged = row["verdict"]["verdict"] in (plots.CLEAR, plots.CLEAR_OTHER_WAY,
+                                               plots.WITHIN_SPREAD)
+        short = min(len(row[f"{grid}_seeds"]) - planned_seeds(grid) for grid in SCALINGS)
+        return f"{word} (so far)" if judged and short < 0 else word
+
     cells = [[str(row["run_id"]), row["label"], cell(row["article_seeds"]),
               cell(row["standardized_seeds"]),
               "–" if row["verdict"]["verdict"] == plots.MISSING
-              else f"{row['verdict']['diff']:+.3f}",
-              SHORT_VERDICTS.get(row["verdict"]["verdict"], row["verdict"]["verdict"])]
+              else f"{row['verdict']['diff']:+.3f}", verdict(row)]
              for row in rows]
     note = standardized_runs_note(results) if results is not None else ""
     return plots.result_table(

@@ -317,6 +317,9 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
                                       without_dropout)).count(
         "PRELIMINARY: with standardized inputs, runs 1, 2, 4, 5, 7, 8, 10 and 11 are "
         "not trained yet.") == 1
+    two_seeds_table = str(controls.scaling_table(controls.scaling_rows(two_seeds)))
+    assert "clear (so far)" in two_seeds_table.split("\n")[4]  # run 3: 2 of 3 seeds
+    assert "(so far)" not in "\n".join(two_seeds_table.split("\n")[1:4])
     assert "0.700 (1)" in str(controls.scaling_table(controls.scaling_rows(
         {**results, "standardized": results["standardized"][:1]})))  # 1 seed: no ±
     import matplotlib
