@@ -654,8 +654,9 @@ def _marked(row: dict, question: Question) -> str:
 
 
 def findings_markdown(results: dict[str, list[dict]]) -> str:
-    """The chapter's findings in words, generated from the result files: one
-    bullet per question with both means, the difference and the verdict."""
+    """The chapter's findings in words, generated from the result files: the
+    share of chapter 04's gap that standardizing closes, then the questions
+    of :func:`answers_table` grouped by verdict (the table gives the numbers)."""
     lines = []
     notes = unfinished(results, question_runs())
     if notes:
@@ -670,15 +671,28 @@ def findings_markdown(results: dict[str, list[dict]]) -> str:
             f"reaches {gap['std_none']:.3f} ({gap['std_seeds']} seed"
             f"{'s' if gap['std_seeds'] > 1 else ''}) and so closes "
             f"**{100 * gap['share']:.0f} %** of that gap{_more_than_all(gap, results)}")
+    # the table above gives each comparison's numbers: here, which way each went
+    groups: dict[str, list[str]] = {}
     for question, row in zip(QUESTIONS, answers(results)):
-        if row["verdict"] == plots.MISSING:
-            lines.append(f"- {row['question']}: not trained yet.")
-            continue
-        lines.append(
-            f"- {row['question']}: {row['better_mean']:.3f} vs "
-            f"{row['worse_mean']:.3f} ({row['diff']:+.3f}; seeds: {row['seeds'][0]} "
-            f"against {row['seeds'][1]}) — *{_marked(row, question)}*.")
+        groups.setdefault(row["verdict"], []).append(
+            question.text + (" (PRELIMINARY)" if row["verdict"] != plots.MISSING
+                             and _short_of_seeds(row, question) else ""))
+    for verdict, words in FINDINGS_GROUPS.items():
+        if groups.get(verdict):
+            lines.append(f"- {words} ({len(groups[verdict])} of {len(QUESTIONS)}): "
+                         f"{'; '.join(groups[verdict])}.")
     return "\n".join(lines)
+
+
+# how findings_markdown names each group of verdicts (the first side of each
+# question is the one expected ahead)
+FINDINGS_GROUPS = {
+    plots.CLEAR: "*Clear*, the first network ahead",
+    plots.CLEAR_OTHER_WAY: "*Clear the other way*, the second network ahead",
+    plots.WITHIN_SPREAD: "*Within spread*, level by the book's rule",
+    plots.ONE_SEED: "Not judged yet, one seed on a side",
+    plots.MISSING: "Not trained yet",
+}
 
 
 def _more_than_all(gap: dict, results: dict[str, list[dict]]) -> str:

@@ -73,8 +73,19 @@ def test_answers_and_findings_from_hand_made_results():
     assert gap["share"] == pytest.approx(0.11 / 0.14)
     text = controls.findings_markdown(results)
     assert "reaches 0.660 (3 seeds) and so closes **79 %** of that gap." in text
-    assert "inputs /255 vs raw inputs, no BN: not trained yet." in text
-    assert f"*{plots.CLEAR}*" in text
+    # the questions grouped by verdict: both trained ones clear, the rest untrained
+    lines = text.split("\n")
+    assert lines[0].startswith("- **PRELIMINARY, still training:**")
+    assert lines[2] == ("- *Clear*, the first network ahead (2 of 13): standardized vs raw "
+                        "inputs, no BN; BN conv+dense on raw inputs vs standardized inputs "
+                        "without BN.")
+    assert lines[3].startswith("- Not trained yet (11 of 13): inputs /255 vs raw inputs, "
+                               "no BN; ")
+    assert len(lines) == 4
+    results["standardized"] = results["standardized"][:2]  # 2 of 3 seeds
+    assert ("standardized vs raw inputs, no BN (PRELIMINARY); BN conv+dense on raw inputs "
+            "vs standardized inputs without BN (PRELIMINARY).") in \
+        controls.findings_markdown(results)
 
 
 def test_the_control_headline_from_hand_made_results():
