@@ -790,3 +790,32 @@ def test_chapter_05_budget_prose_holds_in_the_files():
         assert sentence in text
         assert controls.unfinished(found, standardized), rewrite(sentence)
 
+
+
+def test_exercise_5_single_runs_answer_holds_in_the_files():
+    """Chapter 05's exercise 5: seed 0 alone, raw and standardized."""
+    from bnlib.runner import load_results
+
+    text = " ".join((ROOT / "notebooks" / "05_inputs.md").read_text().split())
+
+    def seed_0(folder):
+        runs = [r for r in load_results(ROOT / "results" / folder) if r["seed"] == 0]
+        return {r["run_id"]: plots.last_n_means([r])[0] for r in runs}
+
+    raw, standardized = seed_0("book"), seed_0("standardized")
+    assert len(raw) == len(standardized) == 12
+    sentence = ("With raw pixels one seed tells the article's story: run 11 (BN conv+dense, "
+                "dropout 0.4) comes out best, and every BN placement without dropout ends "
+                "above the best network without BN (3 of 3), by 0.08 to 0.09.")
+    assert sentence in text
+    best_no_bn = max((0, 1, 2), key=raw.get)
+    margins = [raw[run_id] - raw[best_no_bn] for run_id in (3, 6, 9)]
+    assert max(raw, key=raw.get) == 11
+    assert (round(min(margins), 2), round(max(margins), 2)) == (0.08, 0.09)
+    sentence = ("With standardized inputs the single runs tell another one: run 5 (BN conv, "
+                "dropout 0.4) comes out best, and no BN with dropout 0.4 ends above every BN "
+                "placement without dropout (0 of 3)")
+    assert sentence in text
+    assert max(standardized, key=standardized.get) == 5
+    assert max((0, 1, 2), key=standardized.get) == 2
+    assert all(standardized[2] > standardized[run_id] for run_id in (3, 6, 9))
