@@ -1114,6 +1114,32 @@ def steadiness_table(results: dict[str, list[dict]]):
                 f"evaluations; mean over seeds [lowest, highest seed] (number of seeds)")
 
 
+def steadiness_text(results: dict[str, list[dict]]) -> str:
+    """Under :func:`steadiness_table`: in how many configurations the mean
+    wobble is lower with standardized inputs than with raw pixels, and the
+    range of the mean wobbles with and without BN in each grid."""
+    means = {grid: {run_id: statistics.fmean(values)
+                    for run_id, values in wobbles(results.get(grid, [])).items()}
+             for grid in SCALINGS}
+    both = [run_id for run_id in means["article"] if run_id in means["standardized"]]
+    if not both:
+        return "No configuration has finished runs in both grids yet."
+    lower = [run_id for run_id in both
+             if means["standardized"][run_id] < means["article"][run_id]]
+    lines = [f"mean wobble lower with standardized inputs than with raw pixels: "
+             f"{len(lower)} of {len(both)} configurations"]
+    configs = get_grid("article").runs
+    for words, with_bn in (("with BN", True), ("without BN", False)):
+        ranges = []
+        for grid in SCALINGS:
+            values = [value for run_id, value in means[grid].items()
+                      if bool(configs[run_id].bn_conv or configs[run_id].bn_dense) == with_bn]
+            ranges.append(f"{min(values):.4f}–{max(values):.4f}" if values else "–")
+        lines.append(f"networks {words}, mean wobble per configuration: raw "
+                     f"{ranges[0]}, standardized {ranges[1]}")
+    return "\n".join(lines)
+
+
 CLAIM_NAMES = {"bn-beats-dropout": "BN beats dropout",
                "conv-dense-best": "BN conv+dense is the most stable",
                "dropout-helps-bn": "dropout still helps with BN"}

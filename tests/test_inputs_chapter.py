@@ -4,6 +4,7 @@ findings, and the claims its prose makes about the untrained network."""
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 
 import pytest
@@ -296,6 +297,14 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
     assert wobble_9 == pytest.approx([a * 24 ** 0.5 / 5 for a in (0.01, 0.011, 0.012)])
     table = str(controls.steadiness_table(results))
     assert "0.0108 [0.0098,\u00a00.0118]\u00a0(3)" in table
+    # constant curves wobble 0 everywhere but run 9: never lower, one BN range moves
+    assert controls.steadiness_text(results).split("\n") == [
+        "mean wobble lower with standardized inputs than with raw pixels: 0 of 12 "
+        "configurations",
+        "networks with BN, mean wobble per configuration: raw 0.0000–0.0000, "
+        f"standardized 0.0000–{statistics.fmean(wobble_9):.4f}",
+        "networks without BN, mean wobble per configuration: raw 0.0000–0.0000, "
+        "standardized 0.0000–0.0000"]
     rows = controls.scaling_rows(results)
     assert rows[0]["verdict"]["verdict"] == plots.CLEAR  # standardized ahead of raw
     assert rows[0]["standardized"]["seeds"] == 3
