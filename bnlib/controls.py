@@ -494,7 +494,8 @@ def budget_markdown(results: dict[str, list[dict]]) -> str:
                       f"{lead[f'article_{last}']:+.3f} at epoch {last}")
             if lead.get("article_word"):
                 theirs += f" (it *{lead['article_word']}* by the same yardstick)"
-            theirs += f", and {lead['article_end']:+.3f} over epochs {end - 10}–{end} of its {end}"
+            theirs += (f", and {lead['article_end']:+.3f} over epochs {end - 10}–{end} "
+                       f"of its {end}")
             if lead.get("article_end_word"):
                 theirs += f" (against its epoch {first}, it *{lead['article_end_word']}*)"
             theirs += "."
@@ -1207,8 +1208,9 @@ def claims_markdown(results: dict[str, list[dict]]) -> str:
     for raw_claim, std_claim in zip(raw_claims, std_claims):
         parts = []
         for grid, claim in (("article", raw_claim), ("standardized", std_claim)):
-            parts.append(f"{_capitalized(SCALINGS[grid])}: "
-                         f"{_counts_text(results.get(grid, []), claim, '; ', planned=planned_seeds(grid))}.")
+            counts = _counts_text(results.get(grid, []), claim, "; ",
+                                  planned=planned_seeds(grid))
+            parts.append(f"{_capitalized(SCALINGS[grid])}: {counts}.")
         extra = ""
         if raw_claim.key == "bn-beats-dropout":
             best = [f"{words}: run {claim.pairs[0][1]}" if claim.pairs[0][1] is not None
@@ -1218,10 +1220,11 @@ def claims_markdown(results: dict[str, list[dict]]) -> str:
             extra = f" (the best network without BN, {best[0]}; {best[1]})"
         lines.append(f"- **{raw_claim.text}**{extra}. {' '.join(parts)}")
         if raw_claim.key in STEADINESS_CLAIMS:
-            steadiness = [f"{_capitalized(SCALINGS[grid])}: "
-                          f"{_counts_text(results.get(grid, []), claim, '; ', steadiness_verdicts, planned_seeds(grid))}."
-                          for grid, claim in (("article", raw_claim),
-                                              ("standardized", std_claim))]
+            steadiness = [
+                f"{_capitalized(SCALINGS[grid])}: "
+                + _counts_text(results.get(grid, []), claim, "; ", steadiness_verdicts,
+                               planned_seeds(grid)) + "."
+                for grid, claim in (("article", raw_claim), ("standardized", std_claim))]
             lines.append(f"  The same comparisons on steadiness (each seed's wobble, "
                          f"lower counting as better): {' '.join(steadiness)}")
     notes = unfinished(results, [("standardized", f"std-{c.name}")
