@@ -753,7 +753,7 @@ def headline_markdown(results: dict[str, list[dict]]) -> str:
         "convolution's ReLU also rescales what every later layer sees. The comparison "
         "without dropout (no BN against BN conv+dense), repeated with standardized "
         "inputs (each color channel shifted and scaled by its mean and standard "
-        "deviation over the training split), and on raw pixels over a longer budget:",
+        "deviation over the training split), and over a longer budget:",
         "",
         f"- On raw pixels BN conv+dense leads no BN by {gap['gap']:+.3f} "
         f"({gap['raw_bn']:.3f} against {gap['raw_none']:.3f}).",
