@@ -791,11 +791,11 @@ def test_chapter_05_budget_prose_holds_in_the_files():
         assert counts == [4, 4, 20], rewrite("four/twenty evaluations")
     standardized = [("budget", name) for name in controls.BUDGET_RUNS
                     if name not in RAW_BUDGET_RUNS]
-    for sentence in ("The same four configurations with standardized inputs are still "
-                     "training for 40 epochs, so whether standardizing alone stays level "
+    for sentence in ("The same four configurations with standardized inputs are not "
+                     "trained for 40 epochs yet, so whether standardizing alone stays level "
                      "with BN over a longer budget is still open.",
-                     "The standardized 40-epoch runs are still training: their rows join "
-                     "the table, and this paragraph their story, when they finish."):
+                     "The standardized 40-epoch runs are not trained yet: their rows join "
+                     "the table, and this paragraph their story, when they are."):
         assert sentence in text
         assert controls.unfinished(found, standardized), rewrite(sentence)
 
