@@ -1071,7 +1071,7 @@ def steadiness_verdicts(results: list[dict], claim: Claim) -> list[str]:
             for better, worse in claim.pairs]
 
 
-def short_of_seeds(results: list[dict], claim: Claim, planned: int) -> list[bool]:
+def claim_short_of_seeds(results: list[dict], claim: Claim, planned: int) -> list[bool]:
     """For each of a claim's comparisons: is a side short of its ``planned``
     seeds (its verdict, if any, PRELIMINARY)?"""
     seeds = {run_id: len(runs) for run_id, runs in plots.group_by_run(
@@ -1153,7 +1153,7 @@ def _counts_text(results: list[dict], claim: Claim, separator: str = ", ",
     marking the verdicts of the rule drawn while a side has fewer than
     ``planned`` seeds."""
     found = verdicts(results, claim)
-    early = short_of_seeds(results, claim, planned)
+    early = claim_short_of_seeds(results, claim, planned)
     counts = _tally(found)
     judged = (plots.CLEAR, plots.CLEAR_OTHER_WAY, plots.WITHIN_SPREAD)
     preliminary = _tally(v for v, short in zip(found, early) if short and v in judged)
