@@ -970,6 +970,46 @@ def scaling_rows(results: dict[str, list[dict]]) -> list[dict]:
     return rows
 
 
+def scaling_ranges_figure(results: dict[str, list[dict]]):
+    """The summary table as a picture: each configuration's seeds (a bar from
+    the lowest to the highest seed's last-N mean, a marker at their mean),
+    raw inputs on the left and standardized on the right, each panel on its
+    own accuracy axis so that the differences inside a grid show; a bar is
+    missing while its configuration has fewer than two seeds. None while the
+    standardized grid has no finished run."""
+    import matplotlib.pyplot as plt
+
+    rows = scaling_rows(results)
+    if not any(row["standardized_seeds"] for row in rows):
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(7.4, 4.6), dpi=plots.FIGURE_DPI,
+                             layout="constrained", sharey=True)
+    for ax, grid in zip(axes, SCALINGS):
+        for row in rows:
+            values = row[f"{grid}_seeds"]
+            if not values:
+                continue
+            y = len(rows) - 1 - row["run_id"]  # run 0 at the top, as in the table
+            color = plots.run_color(row["run_id"])
+            if len(values) > 1:
+                ax.plot([min(values), max(values)], [y, y], "-", color=color, lw=3,
+                        solid_capstyle="butt")
+            ax.plot([statistics.fmean(values)], [y], "o", color=color, markersize=6,
+                    markeredgecolor="black", markeredgewidth=0.6,
+                    markerfacecolor=color if len(values) >= planned_seeds(grid) else "white")
+        ax.set_title(SCALINGS[grid], fontsize=10)
+        ax.set_xlabel(f"last-{plots.LAST_N_EVALS} mean test accuracy", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(labelsize=8)
+    axes[0].set_yticks(range(len(rows)),
+                       [f"{row['run_id']}: {row['label']}" for row in reversed(rows)],
+                       fontsize=8)
+    tag = plots.data_tag([r for grid in SCALINGS for r in results.get(grid, [])])
+    if tag:
+        fig.suptitle(tag.strip(), fontsize=10)
+    return fig
+
+
 # a verdict in a narrow table cell: the rule itself is stated above the table
 SHORT_VERDICTS = {plots.CLEAR: "clear", plots.CLEAR_OTHER_WAY: "clear, other way",
                   plots.WITHIN_SPREAD: "within spread", plots.ONE_SEED: "one seed",

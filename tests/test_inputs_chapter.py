@@ -337,6 +337,15 @@ def test_the_article_claims_on_both_grids_from_hand_made_results():
                                       without_dropout)).count(
         "PRELIMINARY: with standardized inputs, runs 1, 2, 4, 5, 7, 8, 10 and 11 are "
         "not trained yet.") == 1
+    fig = controls.scaling_ranges_figure(two_seeds)
+    raw_panel, standardized_panel = fig.axes
+    # a bar (2 points) per configuration with two or more seeds, a dot per configuration
+    bars = [line for line in standardized_panel.lines if len(line.get_xdata()) == 2]
+    dots = [line for line in standardized_panel.lines if len(line.get_xdata()) == 1]
+    assert (len(bars), len(dots), len(raw_panel.lines)) == (12, 12, 24)
+    hollow = [dot for dot in dots if dot.get_markerfacecolor() == "white"]
+    assert len(hollow) == 1 and hollow[0].get_ydata()[0] == 11 - 3  # run 3, 2 seeds
+    assert controls.scaling_ranges_figure({**results, "standardized": []}) is None
     two_seeds_table = str(controls.scaling_table(controls.scaling_rows(two_seeds)))
     assert "clear (so far)" in two_seeds_table.split("\n")[4]  # run 3: 2 of 3 seeds
     assert "(so far)" not in "\n".join(two_seeds_table.split("\n")[1:4])
