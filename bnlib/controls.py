@@ -991,12 +991,14 @@ def scaling_ranges_figure(results: dict[str, list[dict]]):
                 continue
             y = len(rows) - 1 - row["run_id"]  # run 0 at the top, as in the table
             color = plots.run_color(row["run_id"])
-            if len(values) > 1:
-                ax.plot([min(values), max(values)], [y, y], "-", color=color, lw=3,
-                        solid_capstyle="butt")
-            ax.plot([statistics.fmean(values)], [y], "o", color=color, markersize=6,
-                    markeredgecolor="black", markeredgewidth=0.6,
-                    markerfacecolor=color if len(values) >= planned_seeds(grid) else "white")
+            if len(values) > 1:  # the seeds' range, its ends capped: a short bar
+                ax.plot([min(values), max(values)], [y, y], "-", color=color, lw=2.5,
+                        solid_capstyle="butt", marker="|", markersize=9,
+                        markeredgewidth=1.5)  # shows its ends beside the dot
+            full = len(values) >= planned_seeds(grid)
+            ax.plot([statistics.fmean(values)], [y], "o", color=color, markersize=4.5,
+                    markeredgecolor="black" if full else color, markeredgewidth=1.2,
+                    markerfacecolor=color if full else "white")
         ax.set_title(SCALINGS[grid], fontsize=10)
         ax.set_xlabel(f"last-{plots.LAST_N_EVALS} mean test accuracy", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
@@ -1047,6 +1049,9 @@ class Claim(NamedTuple):
     key: str
     text: str
     pairs: tuple[tuple[int, int | None], ...]  # (better, worse) run ids; None: unknown yet
+    # run ids whose seeds decide the pairs besides their own (the candidates
+    # for "the best network without BN")
+    depends: tuple[int, ...] = ()
 
 
 def article_claims(results: list[dict], planned: int = 3) -> tuple[Claim, ...]:
@@ -1054,23 +1059,24 @@ def article_claims(results: list[dict], planned: int = 3) -> tuple[Claim, ...]:
     ids: BN (each placement, dropout 0) against the best network without BN;
     BN conv+dense against the other placements at each dropout rate; dropout
     0.2 and 0.4 against none for each BN placement. The best network
-    without BN is named once all three have ``planned`` seeds."""
+    without BN is named once all three have two seeds (a one-seed mean is
+    noisier, and a maximum favors it); while one of them is short of its
+    ``planned`` seeds, the verdicts against it are PRELIMINARY
+    (:func:`claim_short_of_seeds`)."""
     rows = {row["run_id"]: row for row in plots.summary_rows(
         [r for r in results if r["status"] == "complete"])}
-    no_bn = [run_id for run_id in (0, 1, 2) if rows.get(run_id, {}).get("seeds", 0) >= planned]
-    # "the best network without BN" means something only once all three have
-    # all their seeds: a one-seed mean is noisier, and a maximum favours it
+    no_bn = [run_id for run_id in (0, 1, 2) if rows.get(run_id, {}).get("seeds", 0) >= 2]
     best_no_bn = (max(no_bn, key=lambda r: rows[r]["last_n_mean"]) if len(no_bn) == 3
                   else None)
     return (
-        Claim("bn-beats-dropout", "BN beats dropout: each BN placement without "
-              "dropout against the best network without BN",
-              tuple((bn, best_no_bn) for bn in (3, 6, 9))),
+        Claim("bn-beats-dropout", "each BN placement without dropout against the best "
+              "network without BN", tuple((bn, best_no_bn) for bn in (3, 6, 9)),
+              depends=(0, 1, 2)),
         Claim("conv-dense-best", "BN conv+dense against BN on the convolutions or "
               "the dense layer only, at each dropout rate",
               tuple((both, other) for both, conv in ((9, 3), (10, 4), (11, 5))
                     for other in (conv, conv + 3))),
-        Claim("dropout-helps-bn", "Dropout 0.2 and 0.4 against none, for each BN "
+        Claim("dropout-helps-bn", "dropout 0.2 and 0.4 against none, for each BN "
               "placement", tuple((base + d, base) for base in (3, 6, 9) for d in (1, 2))),
     )
 
@@ -1116,7 +1122,8 @@ def claim_short_of_seeds(results: list[dict], claim: Claim, planned: int) -> lis
     seeds (its verdict, if any, PRELIMINARY)?"""
     seeds = {run_id: len(runs) for run_id, runs in plots.group_by_run(
         [r for r in results if r["status"] == "complete"]).items()}
-    return [worse is None or min(seeds.get(better, 0), seeds.get(worse, 0)) < planned
+    return [worse is None or min(seeds.get(run_id, 0)
+                                 for run_id in (better, worse, *claim.depends)) < planned
             for better, worse in claim.pairs]
 
 
@@ -1169,6 +1176,9 @@ def steadiness_text(results: dict[str, list[dict]]) -> str:
              if means["standardized"][run_id] < means["article"][run_id]]
     lines = [f"mean wobble lower with standardized inputs than with raw pixels: "
              f"{len(lower)} of {len(both)} configurations"]
+    note = standardized_runs_note(results)
+    if note:
+        lines.insert(0, note + " Their mean wobbles below will move.")
     configs = get_grid("article").runs
     for words, with_bn in (("with BN", True), ("without BN", False)):
         ranges = []
@@ -1233,6 +1243,20 @@ def _claims_in_brief(results: dict[str, list[dict]]) -> str:
             + "; ".join(parts) + ".")
 
 
+def _best_no_bn_words(results: list[dict], claim: Claim, words: str, planned: int) -> str:
+    """"raw: run 2", "standardized: run 2 so far (...)", or why none is named yet."""
+    best = claim.pairs[0][1]
+    if best is None:
+        return f"{words}: not known until all three runs without BN have two seeds"
+    seeds = {run_id: len(runs) for run_id, runs in plots.group_by_run(
+        [r for r in results if r["status"] == "complete"]).items()}
+    short = [str(run_id) for run_id in claim.depends if seeds.get(run_id, 0) < planned]
+    if not short:
+        return f"{words}: run {best}"
+    return (f"{words}: run {best} so far, with run{'s' if len(short) > 1 else ''} "
+            f"{plots.and_join(short)} short of {planned} seeds")
+
+
 def _capitalized(words: str) -> str:
     return words[:1].upper() + words[1:]
 
@@ -1253,20 +1277,21 @@ def claims_markdown(results: dict[str, list[dict]]) -> str:
             parts.append(f"{_capitalized(SCALINGS[grid])}: {counts}.")
         extra = ""
         if raw_claim.key == "bn-beats-dropout":
-            best = [f"{words}: run {claim.pairs[0][1]}" if claim.pairs[0][1] is not None
-                    else f"{words}: not known until all three runs without BN have all "
-                         f"their seeds"
-                    for claim, words in ((raw_claim, "raw"), (std_claim, "standardized"))]
+            best = [_best_no_bn_words(results.get(grid, []), claim, words, planned_seeds(grid))
+                    for grid, claim, words in (("article", raw_claim, "raw"),
+                                               ("standardized", std_claim, "standardized"))]
             extra = f" (the best network without BN, {best[0]}; {best[1]})"
-        lines.append(f"- **{raw_claim.text}**{extra}. {' '.join(parts)}")
+        lines.append(f"- **{_capitalized(CLAIM_NAMES[raw_claim.key])}**: "
+                     f"{raw_claim.text}{extra}. "
+                     f"{' '.join(parts)}")
         if raw_claim.key in STEADINESS_CLAIMS:
             steadiness = [
                 f"{_capitalized(SCALINGS[grid])}: "
                 + _counts_text(results.get(grid, []), claim, "; ", steadiness_verdicts,
                                planned_seeds(grid)) + "."
                 for grid, claim in (("article", raw_claim), ("standardized", std_claim))]
-            lines.append(f"  The same comparisons on steadiness (each seed's wobble, "
-                         f"lower counting as better): {' '.join(steadiness)}")
+            lines.append(f"  - *On steadiness* (each seed's wobble, lower counting as "
+                         f"better): {' '.join(steadiness)}")
     notes = unfinished(results, [("standardized", f"std-{c.name}")
                                  for c in get_grid("article").runs])
     if notes:
