@@ -846,19 +846,20 @@ def test_exercise_5_single_runs_answer_holds_in_the_files():
     assert all(standardized[2] > standardized[run_id] for run_id in (3, 6, 9))
 
 
-def test_chapter_05_preliminary_sentence_on_bn_against_dropout():
-    """The closing section's PRELIMINARY sentence on the article's first claim
-    with standardized inputs, while the grid is training."""
+def test_chapter_05_sentence_on_bn_against_dropout_with_standardized_inputs():
+    """The closing section's sentence on the article's first claim with
+    standardized inputs: final once every side has all its seeds."""
     text = " ".join((ROOT / "notebooks" / "05_inputs.md").read_text().split())
     found = controls.load_control_results(
         controls.results_folders(get_profile("book"), ROOT / "results"))
-    sentence = ("so far (PRELIMINARY, the claims above) it points the other way: the best "
-                "network without BN, with dropout 0.4, ends clearly above two of the three "
-                "BN placements without dropout.")
+    sentence = ("the answer is already in (three seeds on every side), and it goes the other "
+                "way: with standardized inputs the best network without BN, with dropout 0.4, "
+                "ends clearly above BN on the convolutions and BN on the dense layer without "
+                "dropout, and level with BN on both.")
     assert sentence in text
     claim = controls.article_claims(found["standardized"])[0]
-    verdicts = controls.claim_verdicts(found["standardized"], claim)
     rewrite = f"rewrite chapter 05's closing sentence: {sentence!r}"
-    assert claim.pairs[0][1] == 2, rewrite  # dropout 0.4, no BN
-    assert verdicts.count(plots.CLEAR_OTHER_WAY) == 2, rewrite
-    assert any(controls.claim_short_of_seeds(found["standardized"], claim, 3)), rewrite
+    assert claim.pairs == ((3, 2), (6, 2), (9, 2)), rewrite  # best: dropout 0.4, no BN
+    assert controls.claim_verdicts(found["standardized"], claim) == [
+        plots.CLEAR_OTHER_WAY, plots.CLEAR_OTHER_WAY, plots.WITHIN_SPREAD], rewrite
+    assert not any(controls.claim_short_of_seeds(found["standardized"], claim, 3)), rewrite
