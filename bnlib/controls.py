@@ -1054,14 +1054,14 @@ class Claim(NamedTuple):
     depends: tuple[int, ...] = ()
 
 
-def article_claims(results: list[dict], planned: int = 3) -> tuple[Claim, ...]:
+def article_claims(results: list[dict]) -> tuple[Claim, ...]:
     """The article's three claims as chapter 04 tests them, in one grid's run
     ids: BN (each placement, dropout 0) against the best network without BN;
     BN conv+dense against the other placements at each dropout rate; dropout
     0.2 and 0.4 against none for each BN placement. The best network
     without BN is named once all three have two seeds (a one-seed mean is
     noisier, and a maximum favors it); while one of them is short of its
-    ``planned`` seeds, the verdicts against it are PRELIMINARY
+    planned seeds, the verdicts against it are PRELIMINARY
     (:func:`claim_short_of_seeds`)."""
     rows = {row["run_id"]: row for row in plots.summary_rows(
         [r for r in results if r["status"] == "complete"])}
@@ -1117,11 +1117,16 @@ def steadiness_verdicts(results: list[dict], claim: Claim) -> list[str]:
             for better, worse in claim.pairs]
 
 
+def _seed_counts(results: list[dict]) -> dict[int, int]:
+    """Finished seeds per run id of one grid."""
+    return {run_id: len(runs) for run_id, runs in plots.group_by_run(
+        [r for r in results if r["status"] == "complete"]).items()}
+
+
 def claim_short_of_seeds(results: list[dict], claim: Claim, planned: int) -> list[bool]:
     """For each of a claim's comparisons: is a side short of its ``planned``
     seeds (its verdict, if any, PRELIMINARY)?"""
-    seeds = {run_id: len(runs) for run_id, runs in plots.group_by_run(
-        [r for r in results if r["status"] == "complete"]).items()}
+    seeds = _seed_counts(results)
     return [worse is None or min(seeds.get(run_id, 0)
                                  for run_id in (better, worse, *claim.depends)) < planned
             for better, worse in claim.pairs]
@@ -1232,7 +1237,7 @@ def _claims_in_brief(results: dict[str, list[dict]]) -> str:
                 f"stable, dropout still helps with BN) are judged again with standardized "
                 f"inputs once chapter 05's whole grid is trained (PRELIMINARY: {done} of "
                 f"its {len(configs)} configurations have all their seeds).")
-    raw_claims, std_claims = (article_claims(results.get(grid, []), planned_seeds(grid))
+    raw_claims, std_claims = (article_claims(results.get(grid, []))
                               for grid in ("article", "standardized"))
     parts = [f"{CLAIM_NAMES[std.key]}: "
              f"{_counts_text(results['standardized'], std, planned=planned)} "
@@ -1248,8 +1253,7 @@ def _best_no_bn_words(results: list[dict], claim: Claim, words: str, planned: in
     best = claim.pairs[0][1]
     if best is None:
         return f"{words}: not known until all three runs without BN have two seeds"
-    seeds = {run_id: len(runs) for run_id, runs in plots.group_by_run(
-        [r for r in results if r["status"] == "complete"]).items()}
+    seeds = _seed_counts(results)
     short = [str(run_id) for run_id in claim.depends if seeds.get(run_id, 0) < planned]
     if not short:
         return f"{words}: run {best}"
@@ -1267,7 +1271,7 @@ def claims_markdown(results: dict[str, list[dict]]) -> str:
     the two claims about stability, :data:`STEADINESS_CLAIMS`, also on each
     seed's wobble)."""
     lines = []
-    raw_claims, std_claims = (article_claims(results.get(grid, []), planned_seeds(grid))
+    raw_claims, std_claims = (article_claims(results.get(grid, []))
                               for grid in ("article", "standardized"))
     for raw_claim, std_claim in zip(raw_claims, std_claims):
         parts = []
